@@ -1,0 +1,3 @@
+from colorful_world.cli import main
+
+raise SystemExit(main())

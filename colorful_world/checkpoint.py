@@ -1,0 +1,102 @@
+"""Training checkpoints (atomic, pickle-free loading) and the small exported inference model."""
+
+import json
+import os
+import pickle
+from pathlib import Path
+
+import torch
+from safetensors import safe_open
+from safetensors.torch import load_file, save_file
+
+CHECKPOINT_DIR = "checkpoints"
+EXPORT_NAME = "generator.safetensors"
+
+
+class CheckpointError(ValueError):
+    """A checkpoint that is missing, damaged, or would run code when loaded."""
+
+
+def checkpoint_path(run_dir: Path, step: int) -> Path:
+    return Path(run_dir) / CHECKPOINT_DIR / f"step_{step:09d}.pt"
+
+
+def save_checkpoint(state: dict, path: Path) -> None:
+    """Write to a temporary file in the same folder, sync, then rename over the target.
+
+    A run killed mid-save leaves only a stray .tmp file; every finished checkpoint stays whole.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    with open(tmp, "wb") as f:
+        torch.save(state, f)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+def load_checkpoint(path: Path) -> dict:
+    """Load with weights_only=True: plain tensors and numbers only, never code."""
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except FileNotFoundError:
+        raise CheckpointError(f"{path}: no such checkpoint") from None
+    except pickle.UnpicklingError as err:
+        raise CheckpointError(f"{path}: refused, it holds more than tensors and numbers "
+                              f"(loading it could run code): {str(err).splitlines()[0]}") from None
+    except (RuntimeError, EOFError, OSError, ValueError) as err:
+        raise CheckpointError(f"{path}: not a readable checkpoint ({err})") from None
+
+
+def list_checkpoints(run_dir: Path) -> list[Path]:
+    """Finished checkpoints of a run, oldest first."""
+    return sorted((Path(run_dir) / CHECKPOINT_DIR).glob("step_*.pt"))
+
+
+def latest_checkpoint(run_dir: Path) -> tuple[Path, dict]:
+    """The newest checkpoint of a run that loads; a damaged newest one falls back to the one before."""
+    errors = []
+    for path in reversed(list_checkpoints(run_dir)):
+        try:
+            return path, load_checkpoint(path)
+        except CheckpointError as err:
+            errors.append(str(err))
+    detail = "; ".join(errors) or "none found"
+    raise CheckpointError(f"{run_dir}: no checkpoint to resume from ({detail})")
+
+
+def prune_checkpoints(run_dir: Path, keep: int) -> None:
+    for path in list_checkpoints(run_dir)[:-keep]:
+        path.unlink(missing_ok=True)
+
+
+def export_generator(state_dict: dict, config: dict, path: Path, fp16: bool = False) -> None:
+    """The inference model: generator weights plus the config that rebuilds it, as safetensors."""
+    tensors = {k: (v.half() if fp16 and v.is_floating_point() else v).contiguous()
+               for k, v in state_dict.items()}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    save_file(tensors, str(tmp), metadata={"config": json.dumps(config)})
+    os.replace(tmp, path)
+
+
+def load_generator_weights(path: Path) -> tuple[dict, dict]:
+    """(generator state_dict in float32, config) from an export or a full training checkpoint."""
+    path = Path(path)
+    if path.suffix == ".safetensors":
+        try:
+            with safe_open(str(path), framework="pt") as f:
+                config = json.loads((f.metadata() or {}).get("config", "null"))
+            tensors = load_file(str(path))
+        except FileNotFoundError:
+            raise CheckpointError(f"{path}: no such model file") from None
+        except Exception as err:  # safetensors raises its own error types for damaged files
+            raise CheckpointError(f"{path}: not a readable model file ({err})") from None
+        if not isinstance(config, dict):
+            raise CheckpointError(f"{path}: has no colorful-world config in its metadata")
+    else:
+        state = load_checkpoint(path)
+        if "ema" not in state or "config" not in state:
+            raise CheckpointError(f"{path}: not a colorful-world training checkpoint")
+        tensors, config = state["ema"], state["config"]
+    return {k: v.float() if v.is_floating_point() else v for k, v in tensors.items()}, config

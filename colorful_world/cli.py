@@ -1,0 +1,102 @@
+"""The command line: train, colorize, evaluate, download-lfw. `python -m colorful_world` is the same."""
+
+import argparse
+import json
+import sys
+from dataclasses import fields
+from pathlib import Path
+
+TRAIN_HELP = {
+    "data": "folder of colour photos (searched recursively), a .tgz/.tar/.zip of one, or 'lfw' to download LFW",
+    "out": "run folder: checkpoints, metrics.jsonl, metrics.png, samples/, generator.safetensors",
+    "l1_epochs": "epochs of L1-only warm start before the adversarial phase",
+    "gan_mode": "vanilla (BCE) or lsgan (least squares)",
+    "depth": "U-Net levels; 0 = as deep as the image size allows (max 8)",
+    "save_every": "steps between checkpoints (one is also written at each epoch end)",
+    "max_images": "use only the first N photos (0 = all), for a quick try",
+    "min_colourfulness": "drop training photos less colourful than this (0-100 scale; grey is ~0)",
+    "cache_dir": "where decoded photos are cached (default ~/.cache/colorful_world)",
+}
+
+
+def _add_train(sub) -> None:
+    from colorful_world.train import TrainConfig
+    p = sub.add_parser("train", help="train a colorizer (or resume one with --resume)")
+    for f in fields(TrainConfig):
+        flag = "--" + f.name.replace("_", "-")
+        if f.type is bool or isinstance(f.default, bool):
+            p.add_argument(flag, action=argparse.BooleanOptionalAction, default=None, help=TRAIN_HELP.get(f.name))
+        else:
+            p.add_argument(flag, type=type(f.default), default=None,
+                           help=(TRAIN_HELP.get(f.name, "") + f" (default: {f.default})").strip())
+    p.add_argument("--resume", action="store_true", help="continue the latest checkpoint in --out")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+
+def _train(args) -> int:
+    from colorful_world.train import TrainConfig, train
+    given = {f.name: getattr(args, f.name) for f in fields(TrainConfig) if getattr(args, f.name) is not None}
+    train(TrainConfig(**given), resume=args.resume, overrides=given, progress=not args.no_progress)
+    return 0
+
+
+def _colorize(args) -> int:
+    from colorful_world.colorize import Colorizer, colorize_files
+    colorizer = Colorizer.from_checkpoint(args.checkpoint)
+    written, errors = colorize_files(colorizer, args.inputs, Path(args.output), progress=not args.no_progress)
+    print(f"colorized {len(written)} photo(s) into {args.output}" + (f"; {len(errors)} failed" if errors else ""))
+    return 1 if errors else 0
+
+
+def _evaluate(args) -> int:
+    from colorful_world.evaluate import evaluate, format_table
+    results = evaluate(args.checkpoint, args.data, args.cache_dir, progress=not args.no_progress)
+    print(format_table(results))
+    if args.json:
+        Path(args.json).write_text(json.dumps(results, indent=2))
+    return 0
+
+
+def _download(args) -> int:
+    from colorful_world.download import main_from_args
+    return main_from_args(args)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="colorful-world", description="Colorize black-and-white photos.")
+    sub = parser.add_subparsers(dest="command", required=True)
+    _add_train(sub)
+
+    p = sub.add_parser("colorize", help="colorize photos and folders of photos")
+    p.add_argument("inputs", nargs="+", help="photos or folders")
+    p.add_argument("--output", "-o", default="colorized", help="folder for OUT/<stem>.png (default: colorized)")
+    p.add_argument("--checkpoint", "-c", required=True, help="generator.safetensors or a training checkpoint")
+    p.add_argument("--no-progress", action="store_true")
+
+    p = sub.add_parser("evaluate", help="figures on held-out photos vs the grey and mean-colour baselines")
+    p.add_argument("--data", required=True, help="the photos the model was trained on (same split is used)")
+    p.add_argument("--checkpoint", "-c", required=True)
+    p.add_argument("--cache-dir", default=None)
+    p.add_argument("--json", default=None, help="also write the figures to this JSON file")
+    p.add_argument("--no-progress", action="store_true")
+
+    from colorful_world.download import add_arguments
+    add_arguments(sub.add_parser("download-lfw", help="download, verify and extract LFW"))
+    return parser
+
+
+COMMANDS = {"train": _train, "colorize": _colorize, "evaluate": _evaluate, "download-lfw": _download}
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    from colorful_world.checkpoint import CheckpointError
+    from colorful_world.data import DataError
+    try:
+        return COMMANDS[args.command](args)
+    except (CheckpointError, DataError, ValueError, FileNotFoundError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130

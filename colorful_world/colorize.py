@@ -1,0 +1,101 @@
+"""Colorize photos of any size: the model sees L at its training size, the photo keeps its own L.
+
+Only chroma (ab) comes from the network; it is upsampled bilinearly and recombined with the
+full-resolution L, so every pixel of detail of the input survives at any resolution.
+"""
+
+import sys
+from collections.abc import Iterable
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from PIL import Image
+from tqdm.auto import tqdm
+
+from colorful_world import runtime as rt
+from colorful_world.checkpoint import load_generator_weights
+from colorful_world.color import AB_SCALE, lab_to_rgb, normalize_l, rgb_to_lab
+from colorful_world.images import BadImageError, find_images, load_rgb
+from colorful_world.models import build_generator
+
+
+class Colorizer:
+    """Load once, colorize many: `Colorizer.from_checkpoint(path).colorize(pil_image)`."""
+
+    def __init__(self, generator: torch.nn.Module, image_size: int, device: torch.device | None = None):
+        self.device = device or rt.pick_device()
+        self.amp_dtype = rt.amp_dtype_for(self.device)
+        self.generator = generator.to(self.device).eval().requires_grad_(False)
+        self.image_size = image_size
+
+    @classmethod
+    def from_checkpoint(cls, path: str | Path, device: torch.device | None = None) -> "Colorizer":
+        """From an exported generator (.safetensors) or a training checkpoint (.pt, its EMA weights)."""
+        state, config = load_generator_weights(Path(path))
+        generator = build_generator(config)
+        generator.load_state_dict(state)
+        return cls(generator, config["image_size"], device)
+
+    @torch.no_grad()
+    def colorize(self, image: Image.Image | str | Path) -> Image.Image:
+        """A photo (any mode, any size) -> its colour version, same size; alpha is kept."""
+        rgb, alpha = load_rgb(image)
+        lab = rgb_to_lab(torch.from_numpy(rgb).to(self.device).permute(2, 0, 1)[None].float() / 255)
+        light = lab[:, :1]
+        small = F.interpolate(light, size=(self.image_size, self.image_size), mode="bilinear",
+                              antialias=True, align_corners=False)
+        with torch.autocast(self.device.type, dtype=self.amp_dtype, enabled=self.amp_dtype is not None):
+            ab = self.generator(normalize_l(small)).float() * AB_SCALE
+        ab = F.interpolate(ab, size=light.shape[-2:], mode="bilinear", align_corners=False)
+        out = lab_to_rgb(torch.cat([light, ab], dim=1))[0]
+        pixels = (out.permute(1, 2, 0) * 255 + 0.5).clamp(0, 255).byte().cpu().numpy()
+        if alpha is not None:
+            return Image.fromarray(np.dstack([pixels, alpha]), "RGBA")
+        return Image.fromarray(pixels, "RGB")
+
+
+def expand_inputs(inputs: Iterable[str | Path]) -> list[Path]:
+    """Files as given, folders searched recursively for photos."""
+    paths = []
+    for item in inputs:
+        item = Path(item)
+        paths.extend(find_images(item) if item.is_dir() else [item])
+    return paths
+
+
+def output_paths(files: list[Path], out_dir: Path) -> list[Path]:
+    """OUT/<stem>.png, with -2, -3... where two inputs share a stem; never an input file itself."""
+    taken = {f.resolve() for f in files}
+    result, used = [], set()
+    for f in files:
+        candidate, n = out_dir / f"{f.stem}.png", 1
+        while candidate.resolve() in taken or candidate.resolve() in used:
+            n += 1
+            candidate = out_dir / f"{f.stem}-{n}.png"
+        used.add(candidate.resolve())
+        result.append(candidate)
+    return result
+
+
+def colorize_files(colorizer: Colorizer, inputs: Iterable[str | Path], out_dir: Path,
+                   progress: bool = True) -> tuple[list[Path], list[str]]:
+    """Colorize every photo; a bad one is reported and skipped. Returns (written, errors)."""
+    files = expand_inputs(inputs)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    written, errors = [], []
+    for src, dst in tqdm(list(zip(files, output_paths(files, out_dir))), desc="colorizing",
+                         disable=not progress or len(files) < 2):
+        try:
+            if not src.is_file():
+                raise BadImageError(f"{src}: no such file")
+            result = colorizer.colorize(src)
+            tmp = dst.with_name(dst.name + ".tmp")
+            result.save(tmp, format="PNG")
+            tmp.replace(dst)
+            written.append(dst)
+        except (BadImageError, OSError, ValueError) as err:
+            errors.append(str(err) if str(src) in str(err) else f"{src}: {err}")
+            tqdm.write(f"error: {errors[-1]}", file=sys.stderr)
+    return written, errors

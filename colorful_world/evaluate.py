@@ -1,0 +1,50 @@
+"""Figures for a trained model on held-out photos, next to the grey and mean-colour baselines."""
+
+from pathlib import Path
+
+import torch
+
+from colorful_world import runtime as rt
+from colorful_world.checkpoint import load_generator_weights
+from colorful_world.data import default_cache_dir, load_splits
+from colorful_world.metrics import mean_ab, score
+from colorful_world.models import build_generator
+
+
+def evaluate(checkpoint: str | Path, data: str, cache_dir: str | Path | None = None,
+             progress: bool = True) -> dict[str, dict[str, float]]:
+    """Score on the validation split the model was trained with (same seed, same people held out).
+
+    Baselines: 'grey' predicts no colour at all; 'mean_colour' paints every pixel with the
+    training set's mean colour. A useful colorizer beats both on ab L1 and PSNR.
+    """
+    state, config = load_generator_weights(Path(checkpoint))
+    device = rt.pick_device()
+    amp = rt.amp_dtype_for(device)
+    generator = build_generator(config)
+    generator.load_state_dict(state)
+    generator.to(device).eval()
+    splits = load_splits(data, config["image_size"], config["val_fraction"], config["seed"],
+                         config["min_colourfulness"], Path(cache_dir) if cache_dir else default_cache_dir(),
+                         config.get("max_images") or None, progress)
+    mean = torch.tensor(config.get("mean_ab") or mean_ab(splits.train), device=device).view(1, 2, 1, 1)
+
+    def model(l_norm):
+        with torch.autocast(device.type, dtype=amp, enabled=amp is not None):
+            return generator(l_norm)
+
+    predictors = {
+        "model": model,
+        "grey": lambda l_norm: torch.zeros_like(l_norm).repeat(1, 2, 1, 1),
+        "mean_colour": lambda l_norm: mean.expand(len(l_norm), 2, *l_norm.shape[-2:]),
+    }
+    results = {name: score(predict, splits.val, device) for name, predict in predictors.items()}
+    results["model"]["photos"] = len(splits.val)
+    return results
+
+
+def format_table(results: dict[str, dict[str, float]]) -> str:
+    lines = [f"{'':<12}{'ab L1':>8}{'PSNR dB':>9}{'colourfulness':>15}"]
+    for name, r in results.items():
+        lines.append(f"{name:<12}{r['ab_l1']:>8.2f}{r['psnr']:>9.2f}{r['colourfulness_ratio']:>15.2f}")
+    return "\n".join(lines)

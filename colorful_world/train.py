@@ -1,0 +1,279 @@
+"""The training loop: L1 warm start, then conditional GAN + lambda * L1, with an EMA generator.
+
+Resume is a first-class path: the batch order and augmentation are functions of (seed, step),
+and the checkpoint holds every other piece of state, so a killed run continues as if never
+stopped.
+"""
+
+import copy
+import json
+import math
+import time
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch.nn.parallel import DistributedDataParallel as DDP
+from tqdm.auto import tqdm
+
+from colorful_world import checkpoint as ckpt
+from colorful_world import runtime as rt
+from colorful_world.color import rgb_to_model
+from colorful_world.data import augment, default_cache_dir, epoch_order, load_splits
+from colorful_world.metrics import mean_ab, score
+from colorful_world.models import PatchDiscriminator, build_generator, count_parameters
+from colorful_world.report import plot_metrics, save_samples
+
+
+@dataclass
+class TrainConfig:
+    data: str = "lfw"
+    out: str = "runs/faces"
+    epochs: int = 20
+    l1_epochs: int = 2  # phase 1: L1 only, before the discriminator joins
+    image_size: int = 256
+    batch_size: int = 16
+    lr: float = 2e-4
+    beta1: float = 0.5
+    lambda_l1: float = 100.0
+    gan_mode: str = "vanilla"  # or "lsgan"
+    base_channels: int = 64
+    depth: int = 0  # 0: as deep as the image size allows, at most 8 (pix2pix unet_256)
+    dropout: float = 0.5
+    disc_channels: int = 64
+    disc_layers: int = 3  # 3 -> 70 px receptive field
+    ema_decay: float = 0.999
+    save_every: int = 500  # steps between checkpoints (and one at each epoch end)
+    keep_checkpoints: int = 2
+    log_every: int = 20
+    val_fraction: float = 0.05
+    max_images: int = 0  # 0: all; a small number for a quick try
+    min_colourfulness: float = 5.0  # drop near-grey photos from training
+    seed: int = 0
+    cache_dir: str = ""  # "" -> ~/.cache/colorful_world (/content/cache on Colab)
+    export_fp16: bool = False
+
+    def validate(self) -> None:
+        if self.gan_mode not in GAN_LOSSES:
+            raise ValueError(f"gan_mode must be one of {sorted(GAN_LOSSES)}, got {self.gan_mode!r}")
+        if self.image_size % 2 ** self.depth:
+            raise ValueError(f"image_size {self.image_size} must be a multiple of 2**depth = {2 ** self.depth}")
+        if self.batch_size < 1 or self.epochs < 1:
+            raise ValueError("batch_size and epochs must be at least 1")
+
+
+GAN_LOSSES = {"vanilla": F.binary_cross_entropy_with_logits, "lsgan": F.mse_loss}
+
+
+def gan_loss(logits: torch.Tensor, real: bool, mode: str) -> torch.Tensor:
+    target = torch.ones_like(logits) if real else torch.zeros_like(logits)
+    return GAN_LOSSES[mode](logits.float(), target)
+
+
+@torch.no_grad()
+def update_ema(ema: torch.nn.Module, model: torch.nn.Module, decay: float) -> None:
+    """EMA of the weights; buffers (BatchNorm statistics) are copied as they are."""
+    for e, p in zip(ema.parameters(), model.parameters()):
+        e.lerp_(p, 1.0 - decay)
+    for e, b in zip(ema.buffers(), model.buffers()):
+        e.copy_(b)
+
+
+def train_step(rgb, G, D, opt_g, opt_d, scaler, config: TrainConfig, gan_phase: bool, run: rt.Runtime):
+    """One optimisation step on a batch of sRGB photos in [0, 1]; returns the losses."""
+    l_norm, ab = rgb_to_model(rgb)  # colour conversion on the device, in float32
+    if run.device.type == "cuda":
+        l_norm = l_norm.contiguous(memory_format=torch.channels_last)
+    with run.autocast():
+        fake = G(l_norm)
+    l1 = F.l1_loss(fake.float(), ab)
+    logs = {"l1": l1.item()}
+    if gan_phase:
+        # D: real and fake in one call (one DDP forward per backward); InstanceNorm keeps them apart.
+        with run.autocast():
+            logits = D(torch.cat([l_norm, l_norm]), torch.cat([fake.detach(), ab.to(fake.dtype)]))
+        fake_logits, real_logits = logits.chunk(2)
+        loss_d = 0.5 * (gan_loss(fake_logits, False, config.gan_mode) + gan_loss(real_logits, True, config.gan_mode))
+        opt_d.zero_grad(set_to_none=True)
+        scaler.scale(loss_d).backward()
+        scaler.step(opt_d)
+        # G: fool D, stay close to the truth. (D's gradients from this pass are cleared next step.)
+        with run.autocast():
+            adversarial = gan_loss(D(l_norm, fake), True, config.gan_mode)
+        loss_g = adversarial + config.lambda_l1 * l1
+        logs.update(loss_d=loss_d.item(), adversarial=adversarial.item())
+    else:
+        loss_g = l1
+    opt_g.zero_grad(set_to_none=True)
+    scaler.scale(loss_g).backward()
+    scaler.step(opt_g)
+    scaler.update()
+    return logs
+
+
+def _rng_state(run: rt.Runtime) -> dict:
+    state = {"torch": torch.get_rng_state()}
+    if run.device.type == "cuda":
+        state["cuda"] = torch.cuda.get_rng_state(run.device)
+    return state
+
+
+def _set_rng_state(state: dict, run: rt.Runtime) -> None:
+    torch.set_rng_state(state["torch"])
+    if run.device.type == "cuda" and "cuda" in state:
+        torch.cuda.set_rng_state(state["cuda"], run.device)
+
+
+class MetricsLog:
+    """metrics.jsonl in the run folder: one JSON object a line, train and validation figures."""
+
+    def __init__(self, path: Path, resume_step: int | None):
+        self.path = path
+        if resume_step is not None and path.exists():
+            # Lines written after the checkpoint we resume from describe steps that will be redone.
+            lines = [l for l in path.read_text().splitlines() if l.strip()]
+            kept = [l for l in lines if json.loads(l).get("step", 0) <= resume_step]
+            path.write_text("".join(l + "\n" for l in kept))
+
+    def write(self, record: dict) -> None:
+        with open(self.path, "a") as f:
+            f.write(json.dumps(record) + "\n")
+
+
+def resolve_config(config: TrainConfig, resume: bool, overrides: dict) -> tuple[TrainConfig, dict | None, Path | None]:
+    """The run's config and, when resuming, its latest checkpoint state.
+
+    On resume the run's own config wins, except for what the user passed again (say, more epochs).
+    """
+    if not resume:
+        return config, None, None
+    path, state = ckpt.latest_checkpoint(Path(config.out))
+    saved = {f.name: state["config"][f.name] for f in fields(TrainConfig) if f.name in state["config"]}
+    return TrainConfig(**{**saved, **overrides, "out": config.out}), state, path
+
+
+def train(config: TrainConfig, resume: bool = False, overrides: dict | None = None,
+          progress: bool = True) -> Path:
+    """Train (or resume) a colorizer; returns the path of the exported inference model."""
+    config, state, resumed_from = resolve_config(config, resume, overrides or {})
+    if config.depth == 0:
+        config.depth = min(8, int(math.log2(config.image_size)))
+    config.validate()
+    run = rt.setup()
+    try:
+        return _train(config, state, resumed_from, run, progress)
+    finally:
+        rt.teardown(run)
+
+
+def _train(config: TrainConfig, state: dict | None, resumed_from: Path | None, run: rt.Runtime,
+           progress: bool) -> Path:
+    out = Path(config.out)
+    say = print if run.is_main else (lambda *a, **k: None)
+    out.mkdir(parents=True, exist_ok=True)
+    torch.manual_seed(config.seed)
+
+    cache_dir = Path(config.cache_dir) if config.cache_dir else default_cache_dir()
+    if not run.is_main:
+        rt.barrier(run)  # rank 0 decodes the cache first; the others then read it
+    splits = load_splits(config.data, config.image_size, config.val_fraction, config.seed,
+                         config.min_colourfulness, cache_dir, config.max_images or None,
+                         progress and run.is_main)
+    if run.is_main:
+        rt.barrier(run)
+    say(f"data: {len(splits.train)} training and {len(splits.val)} validation photos; "
+        f"{splits.dropped_grey} near-grey dropped, {len(splits.bad)} unreadable skipped")
+    for line in splits.bad:
+        say(f"  skipped {line}")
+    run_config = asdict(config) | {"mean_ab": mean_ab(splits.train)}
+
+    G = build_generator(asdict(config)).to(run.device)
+    D = PatchDiscriminator(config.disc_channels, config.disc_layers).to(run.device)
+    if run.device.type == "cuda":
+        G, D = G.to(memory_format=torch.channels_last), D.to(memory_format=torch.channels_last)
+    ema = copy.deepcopy(G).eval().requires_grad_(False)
+    say(f"generator: {count_parameters(G):,} parameters; discriminator: {count_parameters(D):,}")
+    opt_g = torch.optim.Adam(G.parameters(), lr=config.lr, betas=(config.beta1, 0.999))
+    opt_d = torch.optim.Adam(D.parameters(), lr=config.lr, betas=(config.beta1, 0.999))
+    scaler = torch.amp.GradScaler(run.device.type, enabled=run.amp_dtype == torch.float16)
+
+    step = 0
+    if state is not None:
+        G.load_state_dict(state["G"]), D.load_state_dict(state["D"]), ema.load_state_dict(state["ema"])
+        opt_g.load_state_dict(state["opt_g"]), opt_d.load_state_dict(state["opt_d"])
+        scaler.load_state_dict(state["scaler"])
+        _set_rng_state(state["rng"], run)
+        step = state["step"]
+        say(f"resumed from {resumed_from} at step {step}")
+    log = MetricsLog(out / "metrics.jsonl", step if state is not None else None) if run.is_main else None
+    G_train = DDP(G) if run.distributed else G
+    D_train = DDP(D) if run.distributed else D
+
+    per_rank = config.batch_size
+    steps_per_epoch = len(splits.train) // (per_rank * run.world_size)
+    if steps_per_epoch == 0:
+        raise ValueError(f"{len(splits.train)} training photos is less than one batch of "
+                         f"{per_rank} x {run.world_size} processes")
+    total = steps_per_epoch * config.epochs
+
+    def save() -> None:
+        if run.is_main:
+            ckpt.save_checkpoint({
+                "G": G.state_dict(), "D": D.state_dict(), "ema": ema.state_dict(),
+                "opt_g": opt_g.state_dict(), "opt_d": opt_d.state_dict(), "scaler": scaler.state_dict(),
+                "step": step, "epoch": step // steps_per_epoch, "rng": _rng_state(run), "config": run_config,
+            }, ckpt.checkpoint_path(out, step))
+            ckpt.prune_checkpoints(out, config.keep_checkpoints)
+        rt.barrier(run)
+
+    bar = tqdm(total=total, initial=step, desc="training", disable=not (progress and run.is_main),
+               dynamic_ncols=True)
+    G_train.train(), D_train.train()
+    tick = time.perf_counter()
+    while step < total:
+        epoch, index = divmod(step, steps_per_epoch)
+        gan_phase = epoch >= config.l1_epochs
+        order = epoch_order(len(splits.train), epoch, config.seed)
+        first = (index * run.world_size + run.rank) * per_rank
+        batch = splits.train[order[first:first + per_rank]]
+        crops = augment(batch, config.image_size, torch.Generator().manual_seed(config.seed * 7919 + step))
+        rgb = crops.to(run.device, non_blocking=True).float() / 255
+        logs = train_step(rgb, G_train, D_train, opt_g, opt_d, scaler, config, gan_phase, run)
+        step += 1
+        update_ema(ema, G, min(config.ema_decay, (1 + step) / (10 + step)))  # warm-up for short runs
+        bar.update(1)
+        bar.set_postfix(phase="gan" if gan_phase else "l1", **{k: f"{v:.3f}" for k, v in logs.items()})
+        if log and step % config.log_every == 0:
+            seconds = (time.perf_counter() - tick) / config.log_every
+            log.write({"kind": "train", "step": step, "epoch": epoch, "phase": "gan" if gan_phase else "l1",
+                       "sec_per_step": seconds, **logs})
+            tick = time.perf_counter()
+        epoch_end = step % steps_per_epoch == 0
+        if epoch_end:
+            if run.is_main:
+                validate(ema, splits.val, run, out, epoch, step, log)
+            save()
+        elif step % config.save_every == 0:
+            save()
+    bar.close()
+
+    export = out / ckpt.EXPORT_NAME
+    if run.is_main:
+        ckpt.export_generator(ema.state_dict(), run_config, export, fp16=config.export_fp16)
+        say(f"exported the EMA generator to {export}")
+    return export
+
+
+def validate(ema, val_images, run: rt.Runtime, out: Path, epoch: int, step: int, log: MetricsLog) -> dict:
+    """Score the EMA generator on the validation photos; write a sample grid and the plot."""
+    def predict(l_norm):
+        with run.autocast():  # only the network: the colour maths stays in float32
+            return ema(l_norm)
+
+    figures = score(predict, val_images, run.device)
+    log.write({"kind": "val", "step": step, "epoch": epoch, **figures})
+    save_samples(predict, val_images[:8], run.device, out / "samples" / f"epoch_{epoch + 1:03d}.png")
+    plot_metrics(out / "metrics.jsonl", out / "metrics.png")
+    tqdm.write(f"epoch {epoch + 1}: " + ", ".join(f"{k} {v:.3f}" for k, v in figures.items()))
+    return figures

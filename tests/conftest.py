@@ -1,0 +1,28 @@
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).parent))  # tests/synthetic.py
+
+from colorful_world.checkpoint import export_generator  # noqa: E402
+from colorful_world.models import UNet  # noqa: E402
+from synthetic import write_synthetic_photos  # noqa: E402
+
+TINY_MODEL = {"image_size": 32, "base_channels": 8, "depth": 3, "dropout": 0.0}
+
+
+@pytest.fixture(scope="session")
+def synthetic_folder(tmp_path_factory) -> Path:
+    folder = tmp_path_factory.mktemp("synthetic")
+    write_synthetic_photos(folder, 200, size=32, seed=0)
+    return folder
+
+
+@pytest.fixture(scope="session")
+def tiny_model(tmp_path_factory) -> Path:
+    """An untrained but complete exported generator: enough for contracts on shapes and files."""
+    path = tmp_path_factory.mktemp("model") / "generator.safetensors"
+    net = UNet(TINY_MODEL["base_channels"], TINY_MODEL["depth"], dropout=0.0)
+    export_generator(net.state_dict(), TINY_MODEL, path)
+    return path

@@ -1,0 +1,67 @@
+import os
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from colorful_world import checkpoint as ckpt
+
+
+def test_interrupted_save_leaves_the_previous_checkpoint_loadable(tmp_path, monkeypatch):
+    ckpt.save_checkpoint({"step": 1, "w": torch.ones(3)}, ckpt.checkpoint_path(tmp_path, 1))
+
+    def killed(*args):  # the process dies after the temporary file is written, before the rename
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(os, "replace", killed)
+    with pytest.raises(KeyboardInterrupt):
+        ckpt.save_checkpoint({"step": 2, "w": torch.zeros(3)}, ckpt.checkpoint_path(tmp_path, 2))
+    monkeypatch.undo()
+
+    assert (tmp_path / "checkpoints" / "step_000000002.pt.tmp").exists()
+    path, state = ckpt.latest_checkpoint(tmp_path)
+    assert path == ckpt.checkpoint_path(tmp_path, 1) and state["step"] == 1
+    assert torch.equal(state["w"], torch.ones(3))
+
+
+def test_resume_falls_back_past_a_damaged_newest_checkpoint(tmp_path):
+    ckpt.save_checkpoint({"step": 1}, ckpt.checkpoint_path(tmp_path, 1))
+    ckpt.checkpoint_path(tmp_path, 2).write_bytes(b"PK\x03\x04 truncated")
+    path, state = ckpt.latest_checkpoint(tmp_path)
+    assert state["step"] == 1
+
+
+class RunsCode:
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        return (os.system, (f"touch {self.marker}",))
+
+
+def test_checkpoint_that_would_run_code_is_refused(tmp_path, tiny_model):
+    marker = tmp_path / "pwned"
+    evil = tmp_path / "evil.pt"
+    torch.save({"ema": RunsCode(marker), "config": {}}, evil)
+    with pytest.raises(ckpt.CheckpointError, match="refused"):
+        ckpt.load_checkpoint(evil)
+    photo = tmp_path / "photo.png"
+    photo.write_bytes(b"")  # never reached: the checkpoint is refused first
+    result = subprocess.run([sys.executable, "-m", "colorful_world", "colorize", str(photo),
+                             "--checkpoint", str(evil), "--output", str(tmp_path / "out")],
+                            capture_output=True, text=True)
+    assert result.returncode == 2 and "refused" in result.stderr
+    assert not marker.exists()
+
+
+def test_export_round_trips_in_fp16(tmp_path, tiny_model):
+    state, config = ckpt.load_generator_weights(tiny_model)
+    half = tmp_path / "half.safetensors"
+    ckpt.export_generator(state, config, half, fp16=True)
+    state16, config16 = ckpt.load_generator_weights(half)
+    assert config16 == config
+    assert half.stat().st_size < 0.6 * tiny_model.stat().st_size
+    for key, value in state.items():
+        assert state16[key].dtype == value.dtype
+        assert torch.allclose(state16[key], value, atol=1e-2, rtol=1e-3)

@@ -1,0 +1,63 @@
+import hashlib
+import subprocess
+import sys
+
+import numpy as np
+from PIL import Image
+from skimage import data as skdata
+
+
+def _digest(path):
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def test_colorize_folder_with_odd_and_bad_files(tmp_path, tiny_model):
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    astronaut = Image.fromarray(skdata.astronaut()).resize((120, 90))
+    (photos / "corrupt.jpg").write_bytes(b"\xff\xd8\xff\xe0 this is not really a jpeg")
+    rgba = astronaut.convert("RGBA")
+    rgba.putalpha(Image.linear_gradient("L").resize(rgba.size))
+    rgba.save(photos / "rgba.png")
+    exif = Image.Exif()
+    exif[0x0112] = 6  # orientation: rotate 90 degrees clockwise to display
+    astronaut.save(photos / "rotated.jpg", exif=exif)
+    deep = (np.asarray(astronaut.convert("L"), dtype=np.uint16) * 257)
+    Image.fromarray(deep).save(photos / "deep16.png")
+    astronaut.convert("L").save(photos / "grey.jpg")
+    before = {p.name: _digest(p) for p in photos.iterdir()}
+    out = tmp_path / "out"
+
+    result = subprocess.run([sys.executable, "-m", "colorful_world", "colorize", str(photos),
+                             "--checkpoint", str(tiny_model), "--output", str(out)],
+                            capture_output=True, text=True)
+
+    assert result.returncode == 1
+    assert "corrupt.jpg" in result.stderr
+    assert sorted(p.name for p in out.iterdir()) == ["deep16.png", "grey.png", "rgba.png", "rotated.png"]
+    assert Image.open(out / "rotated.png").size == (90, 120)  # EXIF orientation applied
+    for name in ("deep16.png", "grey.png"):
+        assert Image.open(out / name).size == (120, 90) and Image.open(out / name).mode == "RGB"
+    coloured = Image.open(out / "rgba.png")
+    assert coloured.mode == "RGBA" and coloured.size == (120, 90)
+    assert np.array_equal(np.asarray(coloured.getchannel("A")), np.asarray(rgba.getchannel("A")))
+    assert {p.name: _digest(p) for p in photos.iterdir()} == before  # inputs untouched
+
+
+def test_colorize_never_overwrites_an_input(tmp_path, tiny_model):
+    photo = tmp_path / "face.png"
+    Image.fromarray(skdata.astronaut()[::8, ::8]).convert("L").save(photo)
+    before = _digest(photo)
+    result = subprocess.run([sys.executable, "-m", "colorful_world", "colorize", str(photo),
+                             "--checkpoint", str(tiny_model), "--output", str(tmp_path)],
+                            capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert _digest(photo) == before
+    assert Image.open(tmp_path / "face-2.png").mode == "RGB"
+
+
+def test_missing_checkpoint_is_one_clear_error(tmp_path):
+    result = subprocess.run([sys.executable, "-m", "colorful_world", "colorize", str(tmp_path),
+                             "--checkpoint", str(tmp_path / "nope.safetensors")], capture_output=True, text=True)
+    assert result.returncode == 2
+    assert "nope.safetensors" in result.stderr and "Traceback" not in result.stderr

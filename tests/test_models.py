@@ -1,0 +1,79 @@
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from colorful_world import Colorizer
+from colorful_world.data import augment, epoch_order, split_by_person
+from colorful_world.images import load_rgb
+from colorful_world.models import PatchDiscriminator, UNet, count_parameters, receptive_field
+
+
+@pytest.mark.parametrize("depth,size", [(3, 32), (5, 64), (8, 256)])
+def test_unet_maps_l_to_ab_in_range(depth, size):
+    net = UNet(base_channels=4, depth=depth, dropout=0.5).eval()
+    ab = net(torch.randn(2, 1, size, size))
+    assert ab.shape == (2, 2, size, size) and ab.dtype == torch.float32
+    assert ab.abs().max() <= 1
+
+
+def test_pix2pix_sized_unet_has_its_parameter_count():
+    assert count_parameters(UNet(base_channels=64, depth=8)) == 54_409_858
+
+
+def test_discriminator_scores_patches_of_70_pixels():
+    disc = PatchDiscriminator(base_channels=8, n_layers=3)
+    # Instance-norm statistics are image-wide by design; the receptive field is the convolutions' reach.
+    for i, layer in enumerate(disc.model):
+        if isinstance(layer, torch.nn.InstanceNorm2d):
+            disc.model[i] = torch.nn.Identity()
+    l_norm = torch.zeros(1, 1, 128, 128, requires_grad=True)
+    logits = disc(l_norm, torch.zeros(1, 2, 128, 128))
+    assert logits.shape == (1, 1, 14, 14)
+    # The input pixels that one logit depends on span exactly the receptive field.
+    logits[0, 0, 7, 7].backward()
+    rows, cols = np.nonzero(l_norm.grad[0, 0].abs().numpy() > 0)
+    assert rows.max() - rows.min() + 1 == receptive_field(3) == 70
+    assert cols.max() - cols.min() + 1 == 70
+
+
+def test_augment_crops_and_keeps_uint8():
+    images = torch.randint(0, 255, (5, 3, 36, 36), dtype=torch.uint8)
+    crops = augment(images, 32, torch.Generator().manual_seed(0))
+    assert crops.shape == (5, 3, 32, 32) and crops.dtype == torch.uint8
+    again = augment(images, 32, torch.Generator().manual_seed(0))
+    assert torch.equal(crops, again)
+
+
+def test_epoch_order_is_a_permutation_fixed_by_seed_and_epoch():
+    order = epoch_order(100, epoch=3, seed=1)
+    assert sorted(order.tolist()) == list(range(100))
+    assert torch.equal(order, epoch_order(100, 3, 1))
+    assert not torch.equal(order, epoch_order(100, 4, 1))
+
+
+def test_lfw_layout_is_split_by_person(tmp_path):
+    files = [tmp_path / f"Person_{p}" / f"Person_{p}_{i:04d}.jpg" for p in range(20) for i in range(1, 4)]
+    train, val = split_by_person(files, val_fraction=0.2, seed=0)
+    people = lambda fs: {f.parent.name for f in fs}  # noqa: E731
+    assert len(people(val)) == 4 and not people(train) & people(val)
+    assert sorted(train + val) == sorted(files)
+
+
+@pytest.mark.parametrize("mode", ["L", "LA", "RGB", "RGBA", "P", "CMYK", "I;16", "I", "F"])
+def test_every_mode_loads_as_rgb(mode):
+    image = Image.new("RGB", (7, 5), (200, 30, 60)).convert(mode) if mode != "I;16" \
+        else Image.fromarray(np.full((5, 7), 40000, dtype=np.uint16))
+    rgb, alpha = load_rgb(image)
+    assert rgb.shape == (5, 7, 3) and rgb.dtype == np.uint8
+    assert (alpha is not None) == (mode in ("LA", "RGBA"))
+
+
+def test_colorizer_keeps_size_and_luminance(tiny_model):
+    colorizer = Colorizer.from_checkpoint(tiny_model)
+    photo = Image.fromarray(np.random.default_rng(0).integers(0, 255, (77, 123), dtype=np.uint8), "L")
+    out = colorizer.colorize(photo)
+    assert out.size == (123, 77) and out.mode == "RGB"
+    grey_again = np.asarray(out.convert("L"), dtype=float)
+    # The photo's own luminance is kept; only chroma is added (small shifts from gamut clipping).
+    assert np.abs(grey_again - np.asarray(photo, dtype=float)).mean() < 6

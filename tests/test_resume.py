@@ -1,0 +1,59 @@
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import torch
+
+from colorful_world.checkpoint import list_checkpoints, load_checkpoint
+
+STEPS_PER_EPOCH = 20  # 160 training photos / batch 8
+
+
+def train_command(data, out, cache):
+    return [sys.executable, "-m", "colorful_world", "train", "--data", str(data), "--out", str(out),
+            "--cache-dir", str(cache), "--epochs", "3", "--l1-epochs", "1", "--image-size", "32",
+            "--batch-size", "8", "--base-channels", "8", "--depth", "3", "--disc-channels", "8",
+            "--val-fraction", "0.2", "--min-colourfulness", "1", "--save-every", "3", "--seed", "7",
+            "--log-every", "5", "--no-progress"]
+
+
+def final_state(run):
+    return load_checkpoint(list_checkpoints(run)[-1])
+
+
+def test_run_killed_mid_epoch_resumes_to_the_same_weights(synthetic_folder, tmp_path):
+    cache = tmp_path / "cache"
+    subprocess.run(train_command(synthetic_folder, tmp_path / "straight", cache), check=True,
+                   capture_output=True)
+
+    killed = tmp_path / "killed"
+    proc = subprocess.Popen(train_command(synthetic_folder, killed, cache),
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 120
+    # Kill (SIGKILL: no clean-up at all) once a checkpoint inside the second epoch is on disk.
+    while not any(int(p.stem.split("_")[1]) > STEPS_PER_EPOCH + 3 for p in list_checkpoints(killed)):
+        assert proc.poll() is None, "the run ended before it could be killed"
+        assert time.monotonic() < deadline
+        time.sleep(0.005)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert not (killed / "generator.safetensors").exists()
+    resumed_from = load_checkpoint(list_checkpoints(killed)[-1])["step"]
+    assert resumed_from % STEPS_PER_EPOCH != 0, "the kill should land mid-epoch"
+
+    result = subprocess.run([sys.executable, "-m", "colorful_world", "train", "--out", str(killed),
+                             "--resume", "--no-progress"], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert f"at step {resumed_from}" in result.stdout
+
+    straight, resumed = final_state(tmp_path / "straight"), final_state(killed)
+    assert straight["step"] == resumed["step"] == 3 * STEPS_PER_EPOCH
+    # CPU kernels are deterministic for a fixed thread count, so equality is exact.
+    for part in ("G", "D", "ema"):
+        for key, value in straight[part].items():
+            assert torch.equal(value, resumed[part][key]), f"{part}.{key} differs"
+    assert straight["opt_g"]["state"][0]["exp_avg"].equal(resumed["opt_g"]["state"][0]["exp_avg"])
+    steps_logged = [line for line in (killed / "metrics.jsonl").read_text().splitlines() if '"train"' in line]
+    assert len(steps_logged) == 3 * STEPS_PER_EPOCH // 5  # lines past the checkpoint were redone, not doubled
