@@ -54,6 +54,10 @@ class TrainConfig:
     cache_dir: str = ""  # "" -> ~/.cache/colorful_world (/content/cache on Colab)
     export_fp16: bool = False
 
+    def __post_init__(self) -> None:
+        if self.depth == 0:
+            self.depth = min(8, int(math.log2(self.image_size)))
+
     def validate(self) -> None:
         if self.gan_mode not in GAN_LOSSES:
             raise ValueError(f"gan_mode must be one of {sorted(GAN_LOSSES)}, got {self.gan_mode!r}")
@@ -147,6 +151,9 @@ def resolve_config(config: TrainConfig, resume: bool, overrides: dict) -> tuple[
     On resume the run's own config wins, except for what the user passed again (say, more epochs).
     """
     if not resume:
+        if ckpt.list_checkpoints(Path(config.out)):
+            raise ValueError(f"{config.out} already holds a run: pass --resume to continue it, "
+                             "or choose another --out")
         return config, None, None
     path, state = ckpt.latest_checkpoint(Path(config.out))
     saved = {f.name: state["config"][f.name] for f in fields(TrainConfig) if f.name in state["config"]}
@@ -157,8 +164,6 @@ def train(config: TrainConfig, resume: bool = False, overrides: dict | None = No
           progress: bool = True) -> Path:
     """Train (or resume) a colorizer; returns the path of the exported inference model."""
     config, state, resumed_from = resolve_config(config, resume, overrides or {})
-    if config.depth == 0:
-        config.depth = min(8, int(math.log2(config.image_size)))
     config.validate()
     run = rt.setup()
     try:
