@@ -212,6 +212,9 @@ def _train(config: TrainConfig, state: dict | None, resumed_from: Path | None, r
         step = state["step"]
         say(f"resumed from {resumed_from} at step {step}")
     log = MetricsLog(out / "metrics.jsonl", step if state is not None else None) if run.is_main else None
+    if log and state is None:
+        log.write({"kind": "data", "step": 0, "train": len(splits.train), "val": len(splits.val),
+                   "dropped_grey": splits.dropped_grey, "unreadable": splits.bad})
     G_train = DDP(G) if run.distributed else G
     D_train = DDP(D) if run.distributed else D
 

@@ -57,3 +57,6 @@ def test_run_killed_mid_epoch_resumes_to_the_same_weights(synthetic_folder, tmp_
     assert straight["opt_g"]["state"][0]["exp_avg"].equal(resumed["opt_g"]["state"][0]["exp_avg"])
     steps_logged = [line for line in (killed / "metrics.jsonl").read_text().splitlines() if '"train"' in line]
     assert len(steps_logged) == 3 * STEPS_PER_EPOCH // 5  # lines past the checkpoint were redone, not doubled
+
+    again = subprocess.run(train_command(synthetic_folder, killed, cache), capture_output=True, text=True)
+    assert again.returncode == 2 and "--resume" in again.stderr  # a finished run is never started over

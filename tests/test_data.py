@@ -1,0 +1,50 @@
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from colorful_world import data
+from synthetic import write_synthetic_photos
+
+
+@pytest.fixture
+def mixed_folder(tmp_path):
+    folder = tmp_path / "photos"
+    write_synthetic_photos(folder, 30, size=40, seed=3)
+    Image.fromarray(np.full((40, 40), 128, dtype=np.uint8)).convert("RGB").save(folder / "grey.png")
+    (folder / "broken.jpg").write_bytes(b"\xff\xd8\xff\xe0 truncated")
+    return folder
+
+
+def test_unreadable_files_are_named_and_grey_ones_dropped(mixed_folder, tmp_path):
+    splits = data.load_splits(str(mixed_folder), 32, 0.2, 0, 5.0, tmp_path / "cache", progress=False)
+    assert len(splits.bad) == 1 and "broken.jpg" in splits.bad[0]
+    assert splits.dropped_grey == 1
+    assert len(splits.train) + len(splits.val) == 30
+    assert splits.train.dtype == torch.uint8 and splits.train.shape[1:] == (3, 36, 36)
+    assert splits.val.shape[1:] == (3, 32, 32)
+
+
+def test_photos_are_decoded_once(mixed_folder, tmp_path, monkeypatch):
+    first = data.load_splits(str(mixed_folder), 32, 0.2, 0, 5.0, tmp_path / "cache", progress=False)
+
+    def no_decoding(*args):
+        raise AssertionError("decoded again")
+
+    monkeypatch.setattr(data, "_decode", no_decoding)
+    again = data.load_splits(str(mixed_folder), 32, 0.2, 0, 5.0, tmp_path / "cache", progress=False)
+    assert torch.equal(first.train, again.train) and again.bad == first.bad
+
+
+def test_an_archive_of_photos_is_training_data(mixed_folder, tmp_path):
+    import tarfile
+    archive = tmp_path / "photos.tgz"
+    with tarfile.open(archive, "w:gz") as tar:
+        tar.add(mixed_folder, arcname="photos")
+    splits = data.load_splits(str(archive), 32, 0.2, 0, 5.0, tmp_path / "cache", progress=False)
+    assert len(splits.train) + len(splits.val) == 30
+
+
+def test_missing_data_is_a_clear_error(tmp_path):
+    with pytest.raises(data.DataError, match="no such folder"):
+        data.load_splits(str(tmp_path / "nowhere"), 32, 0.2, 0, 5.0, tmp_path / "cache", progress=False)
