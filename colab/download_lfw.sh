@@ -10,8 +10,7 @@
 #
 # On Colab the archive is cached in Drive (colorful_world/data: mount Drive first, or it is
 # fetched again every session) and extracted to /content/data; elsewhere ~/.cache/colorful_world.
-# It runs this checkout's package without changing directory, so relative paths stay yours.
+# It does not change directory, so relative paths stay yours.
 set -euo pipefail
-repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-export PYTHONPATH="$repo${PYTHONPATH:+:$PYTHONPATH}"
+source "$(dirname "${BASH_SOURCE[0]}")/setup.sh"
 exec python3 -m colorful_world download-lfw "$@"

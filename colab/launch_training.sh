@@ -9,6 +9,5 @@
 # On Colab the run folder defaults to Drive (colorful_world/runs/faces), so checkpoints outlive
 # the session; the photos are decoded once onto the local disk, never read from Drive one by one.
 set -euo pipefail
-repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-python3 -m pip install -q -e "$repo"
+source "$(dirname "${BASH_SOURCE[0]}")/setup.sh"
 exec python3 -m colorful_world train "$@"

@@ -8,7 +8,8 @@ from pathlib import Path
 
 TRAIN_HELP = {
     "data": "folder of colour photos (searched recursively), a .tgz/.tar/.zip of one, or 'lfw' to download LFW",
-    "out": "run folder: checkpoints, metrics.jsonl, metrics.png, samples/, generator.safetensors",
+    "out": "run folder: checkpoints, metrics.jsonl, metrics.png, samples/, generator.safetensors "
+           "(default runs/faces; on Colab, Drive's colorful_world/runs/faces)",
     "l1_epochs": "epochs of L1-only warm start before the adversarial phase",
     "gan_mode": "vanilla (BCE) or lsgan (least squares)",
     "depth": "U-Net levels; 0 = as deep as the image size allows (max 8)",

@@ -29,13 +29,6 @@ class DataError(ValueError):
     """No usable photos where the user pointed."""
 
 
-def default_cache_dir() -> Path:
-    """Local disk, never Drive: on Colab /content is the fast local disk."""
-    if Path("/content").is_dir() and "COLAB_RELEASE_TAG" in os.environ:
-        return Path("/content/cache/colorful_world")
-    return Path.home() / ".cache" / "colorful_world"
-
-
 def resolve_data(data: str, cache_dir: Path) -> Path:
     """--data as given -> a folder of photos: 'lfw' (downloaded), an archive, or a folder."""
     if data == "lfw":

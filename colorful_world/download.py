@@ -21,6 +21,8 @@ import requests
 from tqdm.auto import tqdm
 
 from colorful_world.archive import ARCHIVE_SUFFIXES, ArchiveError, is_extracted, safe_extract
+from colorful_world.images import IMAGE_SUFFIXES
+from colorful_world.paths import COLAB_ARCHIVE_CACHE, COLAB_DATA, COLAB_DRIVE, on_colab, user_cache_dir
 
 log = logging.getLogger(__name__)
 
@@ -38,15 +40,8 @@ MIRRORS = {
     ),
 }
 
-# Defaults chosen only on Colab: the archive survives the session in Drive, the images are
-# read from local disk, which is much faster than Drive for thousands of small files.
-COLAB_DRIVE = Path("/content/drive/MyDrive")
-COLAB_ARCHIVE_CACHE = COLAB_DRIVE / "colorful_world" / "data"
-COLAB_DATA = Path("/content/data")
-
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
 HTTP_TIMEOUT_S = (10, 60)  # connect, then between bytes
-CHUNK_BYTES = 1 << 16  # what a broken connection can cost
+CHUNK_BYTES = 1 << 16  # a broken connection loses the chunk being read: keep it small
 
 
 class DownloadError(RuntimeError):
@@ -112,10 +107,12 @@ def prepare_lfw(
     Idempotent: once a source's extraction is complete, it is returned without any network.
     Nothing the user had is ever deleted: a mismatching local archive or cached file is refused
     and left in place. Raises DownloadError when every source fails, and ValueError for
-    arguments that cannot work (unknown variant, malformed sha256 or Drive link).
+    arguments that cannot work (unknown variant, malformed sha256 or Drive link, tries < 1).
     """
     if variant not in MIRRORS:
         raise ValueError(f"unknown LFW variant {variant!r}; choose one of {sorted(MIRRORS)}")
+    if tries < 1:
+        raise ValueError(f"tries must be at least 1, not {tries}")
     sources = _sources(variant, url, _normalise_sha256(sha256), gdrive_id, archive)
     dest, cache_dir = default_dirs(dest, cache_dir)
     failures = []
@@ -125,11 +122,6 @@ def prepare_lfw(
         except _SOURCE_FAILURES as e:
             failures.append(f"{source.label}: {e}")
     raise DownloadError(_failure_message(dest, failures))
-
-
-def on_colab() -> bool:
-    """Whether this runs on Colab (the kernel imports google.colab; its shell sets the tag)."""
-    return "google.colab" in sys.modules or "COLAB_RELEASE_TAG" in os.environ
 
 
 def default_dirs(
@@ -152,8 +144,7 @@ def default_dirs(
                             "and a new session will fetch it again")
                 cache_dir = dest
     else:
-        cache_root = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
-        dest = Path(dest) if dest else cache_root / "colorful_world"
+        dest = Path(dest) if dest else user_cache_dir()
         cache_dir = cache_dir or dest
     return dest.expanduser(), Path(cache_dir).expanduser()
 

@@ -6,7 +6,8 @@ import torch
 
 from colorful_world import runtime as rt
 from colorful_world.checkpoint import load_generator_weights
-from colorful_world.data import default_cache_dir, load_splits
+from colorful_world.data import load_splits
+from colorful_world.paths import decoded_cache_dir
 from colorful_world.metrics import mean_ab, score
 from colorful_world.models import build_generator
 
@@ -25,7 +26,7 @@ def evaluate(checkpoint: str | Path, data: str, cache_dir: str | Path | None = N
     generator.load_state_dict(state)
     generator.to(device).eval()
     splits = load_splits(data, config["image_size"], config["val_fraction"], config["seed"],
-                         config["min_colourfulness"], Path(cache_dir) if cache_dir else default_cache_dir(),
+                         config["min_colourfulness"], Path(cache_dir) if cache_dir else decoded_cache_dir(),
                          config.get("max_images") or None, progress)
     mean = torch.tensor(config.get("mean_ab") or mean_ab(splits.train), device=device).view(1, 2, 1, 1)
 

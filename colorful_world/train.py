@@ -20,7 +20,8 @@ from tqdm.auto import tqdm
 from colorful_world import checkpoint as ckpt
 from colorful_world import runtime as rt
 from colorful_world.color import rgb_to_model
-from colorful_world.data import augment, default_cache_dir, epoch_order, load_splits
+from colorful_world.data import augment, epoch_order, load_splits
+from colorful_world.paths import decoded_cache_dir, default_run_dir
 from colorful_world.metrics import mean_ab, score
 from colorful_world.models import PatchDiscriminator, build_generator, count_parameters
 from colorful_world.report import plot_metrics, save_samples
@@ -29,7 +30,7 @@ from colorful_world.report import plot_metrics, save_samples
 @dataclass
 class TrainConfig:
     data: str = "lfw"
-    out: str = "runs/faces"
+    out: str = ""  # "" -> runs/faces, or Drive's colorful_world/runs/faces on Colab
     epochs: int = 20
     l1_epochs: int = 2  # phase 1: L1 only, before the discriminator joins
     image_size: int = 256
@@ -163,6 +164,7 @@ def resolve_config(config: TrainConfig, resume: bool, overrides: dict) -> tuple[
 def train(config: TrainConfig, resume: bool = False, overrides: dict | None = None,
           progress: bool = True) -> Path:
     """Train (or resume) a colorizer; returns the path of the exported inference model."""
+    config.out = config.out or str(default_run_dir())
     config, state, resumed_from = resolve_config(config, resume, overrides or {})
     config.validate()
     run = rt.setup()
@@ -179,7 +181,7 @@ def _train(config: TrainConfig, state: dict | None, resumed_from: Path | None, r
     out.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(config.seed)
 
-    cache_dir = Path(config.cache_dir) if config.cache_dir else default_cache_dir()
+    cache_dir = Path(config.cache_dir) if config.cache_dir else decoded_cache_dir()
     if not run.is_main:
         rt.barrier(run)  # rank 0 decodes the cache first; the others then read it
     splits = load_splits(config.data, config.image_size, config.val_fraction, config.seed,

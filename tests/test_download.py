@@ -25,8 +25,8 @@ ARCHIVE_NAME = "lfw-test.tgz"
 
 @pytest.fixture(scope="module")
 def lfw_tgz() -> bytes:
-    """A gzipped tar in the LFW layout, `lfw/<Person>/<Person>_000N.jpg`, of tiny noisy photos
-    (noise so that the archive is a few hundred KB, several download chunks)."""
+    """A gzipped tar in the LFW layout, `lfw/<Person>/<Person>_000N.jpg`, of small noisy photos
+    (noise does not compress: about 60 KB, so a cut halfway has written many 1 KB chunks)."""
     buffer = io.BytesIO()
     with tarfile.open(fileobj=buffer, mode="w:gz") as tar:
         for person in PEOPLE:
@@ -68,7 +68,9 @@ class _Server:
 
         return Handler
 
-    def respond(self, handler: BaseHTTPRequestHandler, behaviour: str, byte_range: str | None) -> int:
+    def respond(
+        self, handler: BaseHTTPRequestHandler, behaviour: str, byte_range: str | None
+    ) -> int:
         data = self.payload
         if behaviour == "500":
             handler.send_response(500)
@@ -195,6 +197,8 @@ def test_second_call_makes_no_request(tmp_path, serve, lfw_tgz):
     first = _prepare(tmp_path, url=server.url, sha256=_sha256(lfw_tgz))
     requests_seen = len(server.log)
 
+    assert _prepare(tmp_path, url=server.url, sha256=_sha256(lfw_tgz)) == first
+    (tmp_path / "cache" / ARCHIVE_NAME).unlink()  # the completed extraction is enough
     assert _prepare(tmp_path, url=server.url, sha256=_sha256(lfw_tgz)) == first
     assert len(server.log) == requests_seen == 1
 

@@ -1,3 +1,4 @@
+import json
 import os
 import signal
 import subprocess
@@ -55,8 +56,9 @@ def test_run_killed_mid_epoch_resumes_to_the_same_weights(synthetic_folder, tmp_
         for key, value in straight[part].items():
             assert torch.equal(value, resumed[part][key]), f"{part}.{key} differs"
     assert straight["opt_g"]["state"][0]["exp_avg"].equal(resumed["opt_g"]["state"][0]["exp_avg"])
-    steps_logged = [line for line in (killed / "metrics.jsonl").read_text().splitlines() if '"train"' in line]
-    assert len(steps_logged) == 3 * STEPS_PER_EPOCH // 5  # lines past the checkpoint were redone, not doubled
+    records = [json.loads(line) for line in (killed / "metrics.jsonl").read_text().splitlines()]
+    steps_logged = [r["step"] for r in records if r["kind"] == "train"]
+    assert steps_logged == list(range(5, 3 * STEPS_PER_EPOCH + 1, 5))  # redone past the checkpoint, not doubled
 
     again = subprocess.run(train_command(synthetic_folder, killed, cache), capture_output=True, text=True)
     assert again.returncode == 2 and "--resume" in again.stderr  # a finished run is never started over
