@@ -2,6 +2,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 
 sys.path.insert(0, str(Path(__file__).parent))  # tests/synthetic.py
 
@@ -23,6 +24,7 @@ def synthetic_folder(tmp_path_factory) -> Path:
 def tiny_model(tmp_path_factory) -> Path:
     """An untrained but complete exported generator: enough for contracts on shapes and files."""
     path = tmp_path_factory.mktemp("model") / "generator.safetensors"
+    torch.manual_seed(0)
     net = UNet(TINY_MODEL["base_channels"], TINY_MODEL["depth"], dropout=0.0)
     export_generator(net.state_dict(), TINY_MODEL, path)
     return path
