@@ -19,8 +19,9 @@ from PIL import Image
 
 from colorful_world import runtime as rt
 from colorful_world.colorize import Colorizer
+from colorful_world.config import TrainConfig
 from colorful_world.models import PatchDiscriminator, build_generator, count_parameters
-from colorful_world.train import TrainConfig, train_step
+from colorful_world.train import train_step
 
 
 def _median_seconds(fn, repeats: int, warmup: int = 2) -> float:

@@ -6,6 +6,8 @@ import sys
 from dataclasses import fields
 from pathlib import Path
 
+from colorful_world.config import TrainConfig
+
 TRAIN_HELP = {
     "data": "folder of colour photos (searched recursively), a .tgz/.tar/.zip of one, or 'lfw' to download LFW",
     "out": "run folder: checkpoints, metrics.jsonl, metrics.png, samples/, generator.safetensors "
@@ -21,7 +23,6 @@ TRAIN_HELP = {
 
 
 def _add_train(sub) -> None:
-    from colorful_world.train import TrainConfig
     p = sub.add_parser("train", help="train a colorizer (or resume one with --resume)")
     for f in fields(TrainConfig):
         flag = "--" + f.name.replace("_", "-")
@@ -35,7 +36,7 @@ def _add_train(sub) -> None:
 
 
 def _train(args) -> int:
-    from colorful_world.train import TrainConfig, train
+    from colorful_world.train import train
     given = {f.name: getattr(args, f.name) for f in fields(TrainConfig) if getattr(args, f.name) is not None}
     train(TrainConfig(**given), resume=args.resume, overrides=given, progress=not args.no_progress)
     return 0
@@ -91,11 +92,9 @@ COMMANDS = {"train": _train, "colorize": _colorize, "evaluate": _evaluate, "down
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    from colorful_world.checkpoint import CheckpointError
-    from colorful_world.data import DataError
     try:
         return COMMANDS[args.command](args)
-    except (CheckpointError, DataError, ValueError, FileNotFoundError) as err:
+    except (ValueError, FileNotFoundError) as err:  # bad input: checkpoint, data, archive, arguments
         print(f"error: {err}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

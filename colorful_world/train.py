@@ -7,9 +7,8 @@ stopped.
 
 import copy
 import json
-import math
 import time
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, fields
 from pathlib import Path
 
 import torch
@@ -20,55 +19,15 @@ from tqdm.auto import tqdm
 from colorful_world import checkpoint as ckpt
 from colorful_world import runtime as rt
 from colorful_world.color import rgb_to_model
+from colorful_world.config import TrainConfig
 from colorful_world.data import augment, epoch_order, load_splits
-from colorful_world.paths import decoded_cache_dir, default_run_dir
 from colorful_world.metrics import mean_ab, score
 from colorful_world.models import PatchDiscriminator, build_generator, count_parameters
+from colorful_world.paths import decoded_cache_dir, default_run_dir
 from colorful_world.report import plot_metrics, save_samples
 
 
-@dataclass
-class TrainConfig:
-    data: str = "lfw"
-    out: str = ""  # "" -> runs/faces, or Drive's colorful_world/runs/faces on Colab
-    epochs: int = 20
-    l1_epochs: int = 2  # phase 1: L1 only, before the discriminator joins
-    image_size: int = 256
-    batch_size: int = 16
-    lr: float = 2e-4
-    beta1: float = 0.5
-    lambda_l1: float = 100.0
-    gan_mode: str = "vanilla"  # or "lsgan"
-    base_channels: int = 64
-    depth: int = 0  # 0: as deep as the image size allows, at most 8 (pix2pix unet_256)
-    dropout: float = 0.5
-    disc_channels: int = 64
-    disc_layers: int = 3  # 3 -> 70 px receptive field
-    ema_decay: float = 0.999
-    save_every: int = 500  # steps between checkpoints (and one at each epoch end)
-    keep_checkpoints: int = 2
-    log_every: int = 20
-    val_fraction: float = 0.05
-    max_images: int = 0  # 0: all; a small number for a quick try
-    min_colourfulness: float = 5.0  # drop near-grey photos from training
-    seed: int = 0
-    cache_dir: str = ""  # "" -> ~/.cache/colorful_world (/content/cache on Colab)
-    export_fp16: bool = False
-
-    def __post_init__(self) -> None:
-        if self.depth == 0:
-            self.depth = min(8, int(math.log2(self.image_size)))
-
-    def validate(self) -> None:
-        if self.gan_mode not in GAN_LOSSES:
-            raise ValueError(f"gan_mode must be one of {sorted(GAN_LOSSES)}, got {self.gan_mode!r}")
-        if self.image_size % 2 ** self.depth:
-            raise ValueError(f"image_size {self.image_size} must be a multiple of 2**depth = {2 ** self.depth}")
-        if self.batch_size < 1 or self.epochs < 1:
-            raise ValueError("batch_size and epochs must be at least 1")
-
-
-GAN_LOSSES = {"vanilla": F.binary_cross_entropy_with_logits, "lsgan": F.mse_loss}
+GAN_LOSSES = {"vanilla": F.binary_cross_entropy_with_logits, "lsgan": F.mse_loss}  # keys: config.GAN_MODES
 
 
 def gan_loss(logits: torch.Tensor, real: bool, mode: str) -> torch.Tensor:
@@ -103,9 +62,12 @@ def train_step(rgb, G, D, opt_g, opt_d, scaler, config: TrainConfig, gan_phase: 
         opt_d.zero_grad(set_to_none=True)
         scaler.scale(loss_d).backward()
         scaler.step(opt_d)
-        # G: fool D, stay close to the truth. (D's gradients from this pass are cleared next step.)
+        # G: fool D, stay close to the truth. The bare D with frozen weights: gradients flow to
+        # G only, and DDP has nothing of D's to synchronise (its weights are equal on every rank).
+        bare_d = D.module if isinstance(D, DDP) else D
+        bare_d.requires_grad_(False)
         with run.autocast():
-            adversarial = gan_loss(D(l_norm, fake), True, config.gan_mode)
+            adversarial = gan_loss(bare_d(l_norm, fake), True, config.gan_mode)
         loss_g = adversarial + config.lambda_l1 * l1
         logs.update(loss_d=loss_d.item(), adversarial=adversarial.item())
     else:
@@ -114,6 +76,8 @@ def train_step(rgb, G, D, opt_g, opt_d, scaler, config: TrainConfig, gan_phase: 
     scaler.scale(loss_g).backward()
     scaler.step(opt_g)
     scaler.update()
+    if gan_phase:
+        bare_d.requires_grad_(True)
     return logs
 
 
@@ -207,9 +171,8 @@ def _train(config: TrainConfig, state: dict | None, resumed_from: Path | None, r
 
     step = 0
     if state is not None:
-        G.load_state_dict(state["G"]), D.load_state_dict(state["D"]), ema.load_state_dict(state["ema"])
-        opt_g.load_state_dict(state["opt_g"]), opt_d.load_state_dict(state["opt_d"])
-        scaler.load_state_dict(state["scaler"])
+        for part, key in ((G, "G"), (D, "D"), (ema, "ema"), (opt_g, "opt_g"), (opt_d, "opt_d"), (scaler, "scaler")):
+            part.load_state_dict(state[key])
         _set_rng_state(state["rng"], run)
         step = state["step"]
         say(f"resumed from {resumed_from} at step {step}")

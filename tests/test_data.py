@@ -48,3 +48,11 @@ def test_an_archive_of_photos_is_training_data(mixed_folder, tmp_path):
 def test_missing_data_is_a_clear_error(tmp_path):
     with pytest.raises(data.DataError, match="no such folder"):
         data.load_splits(str(tmp_path / "nowhere"), 32, 0.2, 0, 5.0, tmp_path / "cache", progress=False)
+
+
+def test_data_lfw_gets_the_photos_through_the_downloader(mixed_folder, tmp_path, monkeypatch):
+    from colorful_world import download
+    calls = []
+    monkeypatch.setattr(download, "prepare_lfw", lambda: calls.append(1) or mixed_folder)
+    splits = data.load_splits("lfw", 32, 0.2, 0, 5.0, tmp_path / "cache", progress=False)
+    assert calls == [1] and len(splits.train) + len(splits.val) == 30

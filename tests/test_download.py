@@ -60,8 +60,7 @@ class _Server:
             def do_GET(self) -> None:
                 behaviour = server.script.pop(0) if server.script else "ok"
                 byte_range = self.headers.get("Range")
-                status = server.respond(self, behaviour, byte_range)
-                server.log.append((byte_range, status))
+                server.respond(self, behaviour, byte_range)
 
             def log_message(self, *args) -> None:
                 pass
@@ -70,17 +69,21 @@ class _Server:
 
     def respond(
         self, handler: BaseHTTPRequestHandler, behaviour: str, byte_range: str | None
-    ) -> int:
+    ) -> None:
+        """Answer one request; it is logged before the body goes out, so a client that has
+        read the whole answer always finds its request in the log."""
         data = self.payload
         if behaviour == "500":
+            self.log.append((byte_range, 500))
             handler.send_response(500)
             handler.send_header("Content-Length", "0")
             handler.end_headers()
-            return 500
+            return
         start = 0
         if byte_range and behaviour != "ignore-range":
             start = int(re.fullmatch(r"bytes=(\d+)-", byte_range).group(1))
         status = 206 if start else 200
+        self.log.append((byte_range, status))
         handler.send_response(status)
         handler.send_header("Content-Length", str(len(data) - start))
         if start:
@@ -91,7 +94,6 @@ class _Server:
             handler.close_connection = True
         else:
             handler.wfile.write(data[start:])
-        return status
 
     def close(self) -> None:
         self.httpd.shutdown()

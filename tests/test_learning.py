@@ -1,5 +1,6 @@
+from colorful_world.config import TrainConfig
 from colorful_world.evaluate import evaluate
-from colorful_world.train import TrainConfig, train
+from colorful_world.train import train
 
 
 def test_trained_generator_beats_the_mean_colour_on_held_out_photos(synthetic_folder, tmp_path):

@@ -1,0 +1,50 @@
+"""A training run's settings: every field is a `colorful-world train` flag and travels in checkpoints.
+
+Kept free of torch so the command line starts fast.
+"""
+
+import math
+from dataclasses import dataclass
+
+GAN_MODES = ("vanilla", "lsgan")
+
+
+@dataclass
+class TrainConfig:
+    data: str = "lfw"
+    out: str = ""  # "" -> runs/faces, or Drive's colorful_world/runs/faces on Colab
+    epochs: int = 20
+    l1_epochs: int = 2  # phase 1: L1 only, before the discriminator joins
+    image_size: int = 256
+    batch_size: int = 16
+    lr: float = 2e-4
+    beta1: float = 0.5
+    lambda_l1: float = 100.0
+    gan_mode: str = "vanilla"  # or "lsgan"
+    base_channels: int = 64
+    depth: int = 0  # 0: as deep as the image size allows, at most 8 (pix2pix unet_256)
+    dropout: float = 0.5
+    disc_channels: int = 64
+    disc_layers: int = 3  # 3 -> 70 px receptive field
+    ema_decay: float = 0.999
+    save_every: int = 500  # steps between checkpoints (and one at each epoch end)
+    keep_checkpoints: int = 2
+    log_every: int = 20
+    val_fraction: float = 0.05
+    max_images: int = 0  # 0: all; a small number for a quick try
+    min_colourfulness: float = 5.0  # drop near-grey photos from training
+    seed: int = 0
+    cache_dir: str = ""  # "" -> ~/.cache/colorful_world (/content/cache on Colab)
+    export_fp16: bool = False
+
+    def __post_init__(self) -> None:
+        if self.depth == 0:
+            self.depth = min(8, int(math.log2(self.image_size)))
+
+    def validate(self) -> None:
+        if self.gan_mode not in GAN_MODES:
+            raise ValueError(f"gan_mode must be one of {GAN_MODES}, got {self.gan_mode!r}")
+        if self.image_size % 2 ** self.depth:
+            raise ValueError(f"image_size {self.image_size} must be a multiple of 2**depth = {2 ** self.depth}")
+        if self.batch_size < 1 or self.epochs < 1:
+            raise ValueError("batch_size and epochs must be at least 1")
