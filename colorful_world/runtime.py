@@ -2,6 +2,8 @@
 
 import contextlib
 import os
+import signal
+import threading
 from dataclasses import dataclass
 
 import torch
@@ -67,3 +69,30 @@ def teardown(runtime: Runtime) -> None:
 def barrier(runtime: Runtime) -> None:
     if runtime.distributed:
         dist.barrier()
+
+
+class GracefulStop:
+    """Ctrl-C, a notebook's interrupt or SIGTERM ends a run at the next step boundary, so the
+    checkpoint written then is exact. A second signal stops at once. Not under DDP, where the
+    ranks could see the signal at different steps and wait on each other forever."""
+
+    def __init__(self, enabled: bool = True):
+        self.enabled = enabled and threading.current_thread() is threading.main_thread()
+        self.requested = False
+        self._previous: dict = {}
+
+    def __enter__(self) -> "GracefulStop":
+        if self.enabled:
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                self._previous[sig] = signal.signal(sig, self._request)
+        return self
+
+    def _request(self, signum, frame) -> None:
+        if self.requested:
+            raise KeyboardInterrupt
+        self.requested = True
+        print("\nstopping after this step, with a checkpoint (signal again to stop at once)", flush=True)
+
+    def __exit__(self, *exc) -> None:
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler)

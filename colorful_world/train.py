@@ -203,32 +203,35 @@ def _train(config: TrainConfig, state: dict | None, resumed_from: Path | None, r
     bar = tqdm(total=total, initial=step, desc="training", disable=not (progress and run.is_main),
                dynamic_ncols=True)
     G_train.train(), D_train.train()
-    tick = time.perf_counter()
-    while step < total:
-        epoch, index = divmod(step, steps_per_epoch)
-        gan_phase = epoch >= config.l1_epochs
-        order = epoch_order(len(splits.train), epoch, config.seed)
-        first = (index * run.world_size + run.rank) * per_rank
-        batch = splits.train[order[first:first + per_rank]]
-        crops = augment(batch, config.image_size, torch.Generator().manual_seed(config.seed * 7919 + step))
-        rgb = crops.to(run.device, non_blocking=True).float() / 255
-        logs = train_step(rgb, G_train, D_train, opt_g, opt_d, scaler, config, gan_phase, run)
-        step += 1
-        update_ema(ema, G, min(config.ema_decay, (1 + step) / (10 + step)))  # warm-up for short runs
-        bar.update(1)
-        bar.set_postfix(phase="gan" if gan_phase else "l1", **{k: f"{v:.3f}" for k, v in logs.items()})
-        if log and step % config.log_every == 0:
-            seconds = (time.perf_counter() - tick) / config.log_every
-            log.write({"kind": "train", "step": step, "epoch": epoch, "phase": "gan" if gan_phase else "l1",
-                       "sec_per_step": seconds, **logs})
-            tick = time.perf_counter()
-        epoch_end = step % steps_per_epoch == 0
-        if epoch_end:
-            if run.is_main:
-                validate(ema, splits.val, run, out, epoch, step, log)
-            save()
-        elif step % config.save_every == 0:
-            save()
+    tick, ticked = time.perf_counter(), step
+    with rt.GracefulStop(enabled=not run.distributed) as stop:
+        while step < total:
+            epoch, index = divmod(step, steps_per_epoch)
+            gan_phase = epoch >= config.l1_epochs
+            order = epoch_order(len(splits.train), epoch, config.seed)
+            first = (index * run.world_size + run.rank) * per_rank
+            batch = splits.train[order[first:first + per_rank]]
+            crops = augment(batch, config.image_size, torch.Generator().manual_seed(config.seed * 7919 + step))
+            rgb = crops.to(run.device, non_blocking=True).float() / 255
+            logs = train_step(rgb, G_train, D_train, opt_g, opt_d, scaler, config, gan_phase, run)
+            step += 1
+            update_ema(ema, G, min(config.ema_decay, (1 + step) / (10 + step)))  # warm-up for short runs
+            bar.update(1)
+            bar.set_postfix(phase="gan" if gan_phase else "l1", **{k: f"{v:.3f}" for k, v in logs.items()})
+            if log and step % config.log_every == 0:
+                seconds = (time.perf_counter() - tick) / (step - ticked)
+                log.write({"kind": "train", "step": step, "epoch": epoch, "phase": "gan" if gan_phase else "l1",
+                           "sec_per_step": seconds, **logs})
+                tick, ticked = time.perf_counter(), step
+            if step % steps_per_epoch == 0:
+                if run.is_main:
+                    validate(ema, splits.val, run, out, epoch, step, log)
+                save()
+            elif step % config.save_every == 0 or stop.requested:
+                save()
+            if stop.requested:
+                bar.close()
+                raise KeyboardInterrupt(f"stopped at step {step}; continue with --resume --out {out}")
     bar.close()
 
     export = out / ckpt.EXPORT_NAME

@@ -62,3 +62,19 @@ def test_run_killed_mid_epoch_resumes_to_the_same_weights(synthetic_folder, tmp_
 
     again = subprocess.run(train_command(synthetic_folder, killed, cache), capture_output=True, text=True)
     assert again.returncode == 2 and "--resume" in again.stderr  # a finished run is never started over
+
+
+def test_ctrl_c_stops_at_a_step_boundary_with_a_checkpoint(synthetic_folder, tmp_path):
+    out = tmp_path / "run"
+    command = train_command(synthetic_folder, out, tmp_path / "cache")
+    command[command.index("--save-every") + 1] = "1000"  # only the stop itself writes mid-epoch
+    proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    while not (out / "metrics.jsonl").exists() or '"kind": "train"' not in (out / "metrics.jsonl").read_text():
+        assert proc.poll() is None and time.monotonic() < deadline
+        time.sleep(0.01)
+    proc.send_signal(signal.SIGINT)
+    _, stderr = proc.communicate(timeout=60)
+    assert proc.returncode == 130 and "--resume" in stderr
+    step = load_checkpoint(list_checkpoints(out)[-1])["step"]
+    assert 5 <= step < 3 * STEPS_PER_EPOCH and step % STEPS_PER_EPOCH != 0
