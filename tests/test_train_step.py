@@ -1,0 +1,28 @@
+import pytest
+import torch
+
+from colorful_world.config import TrainConfig
+from colorful_world.models import PatchDiscriminator, UNet
+from colorful_world.runtime import Runtime
+from colorful_world.train import train_step
+
+
+@pytest.mark.parametrize("amp_dtype", [None, torch.bfloat16], ids=["float32", "bf16-autocast"])
+@pytest.mark.parametrize("gan_phase", [False, True], ids=["l1-phase", "gan-phase"])
+def test_one_step_updates_what_its_phase_trains(amp_dtype, gan_phase):
+    torch.manual_seed(0)
+    run = Runtime(torch.device("cpu"), amp_dtype)
+    config = TrainConfig(image_size=32, depth=3, gan_mode="lsgan")
+    G, D = UNet(8, 3), PatchDiscriminator(8, 3)
+    opt_g, opt_d = torch.optim.Adam(G.parameters(), 1e-3), torch.optim.Adam(D.parameters(), 1e-3)
+    scaler = torch.amp.GradScaler("cpu", enabled=False)
+    g_before, d_before = [p.clone() for p in G.parameters()], [p.clone() for p in D.parameters()]
+
+    logs = train_step(torch.rand(4, 3, 32, 32), G, D, opt_g, opt_d, scaler, config, gan_phase, run)
+
+    assert all(torch.isfinite(torch.tensor(v)) for v in logs.values())
+    assert set(logs) == ({"l1", "loss_d", "adversarial"} if gan_phase else {"l1"})
+    assert any(not torch.equal(a, b) for a, b in zip(g_before, G.parameters()))
+    d_moved = any(not torch.equal(a, b) for a, b in zip(d_before, D.parameters()))
+    assert d_moved == gan_phase
+    assert all(p.requires_grad for p in D.parameters())  # frozen only for G's half of the step
