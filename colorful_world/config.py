@@ -23,6 +23,7 @@ class TrainConfig:
     gan_mode: str = "vanilla"  # or "lsgan"
     base_channels: int = 64
     depth: int = 0  # 0: as deep as the image size allows, at most 8 (pix2pix unet_256)
+    max_channels: int = 512  # the U-Net's widest level; 256 quarters the deepest layers' weights
     dropout: float = 0.5
     disc_channels: int = 64
     disc_layers: int = 3  # 3 -> 70 px receptive field

@@ -96,7 +96,8 @@ def receptive_field(n_layers: int) -> int:
 
 def build_generator(config: dict) -> UNet:
     """The generator a run's config describes (the config travels inside every checkpoint)."""
-    return UNet(base_channels=config["base_channels"], depth=config["depth"], dropout=config["dropout"])
+    return UNet(base_channels=config["base_channels"], depth=config["depth"], dropout=config["dropout"],
+                max_channels=config.get("max_channels", 512))
 
 
 def count_parameters(model: nn.Module) -> int:
