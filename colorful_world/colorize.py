@@ -39,12 +39,20 @@ class Colorizer:
         return cls(generator, config["image_size"], device)
 
     @torch.no_grad()
-    def colorize(self, image: Image.Image | str | Path) -> Image.Image:
-        """A photo (any mode, any size) -> its colour version, same size; alpha is kept."""
+    def colorize(self, image: Image.Image | str | Path, size: int | None = None) -> Image.Image:
+        """A photo (any mode, any size) -> its colour version, same size; alpha is kept.
+
+        `size` is the side the network works at (default: its training size); a multiple of
+        2**depth. Larger sizes see finer detail but were not what the model was trained on.
+        """
+        size = size or self.image_size
+        step = 2 ** self.generator.depth
+        if size % step:
+            raise ValueError(f"working size {size} must be a multiple of {step}")
         rgb, alpha = load_rgb(image)
         lab = rgb_to_lab(torch.from_numpy(rgb).to(self.device).permute(2, 0, 1)[None].float() / 255)
         light = lab[:, :1]
-        small = F.interpolate(light, size=(self.image_size, self.image_size), mode="bilinear",
+        small = F.interpolate(light, size=(size, size), mode="bilinear",
                               antialias=True, align_corners=False)
         with torch.autocast(self.device.type, dtype=self.amp_dtype, enabled=self.amp_dtype is not None):
             ab = self.generator(normalize_l(small)).float() * AB_SCALE

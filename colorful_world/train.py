@@ -8,6 +8,7 @@ stopped.
 import copy
 import json
 import time
+from collections.abc import Callable
 from dataclasses import asdict, fields
 from pathlib import Path
 
@@ -97,8 +98,8 @@ def _set_rng_state(state: dict, run: rt.Runtime) -> None:
 class MetricsLog:
     """metrics.jsonl in the run folder: one JSON object a line, train and validation figures."""
 
-    def __init__(self, path: Path, resume_step: int | None):
-        self.path = path
+    def __init__(self, path: Path, resume_step: int | None, on_record: Callable[[dict], None] | None = None):
+        self.path, self.on_record = path, on_record
         if resume_step is not None and path.exists():
             # Lines written after the checkpoint we resume from describe steps that will be redone.
             lines = [l for l in path.read_text().splitlines() if l.strip()]
@@ -108,6 +109,8 @@ class MetricsLog:
     def write(self, record: dict) -> None:
         with open(self.path, "a") as f:
             f.write(json.dumps(record) + "\n")
+        if self.on_record:
+            self.on_record(record)
 
 
 def resolve_config(config: TrainConfig, resume: bool, overrides: dict) -> tuple[TrainConfig, dict | None, Path | None]:
@@ -126,20 +129,24 @@ def resolve_config(config: TrainConfig, resume: bool, overrides: dict) -> tuple[
 
 
 def train(config: TrainConfig, resume: bool = False, overrides: dict | None = None,
-          progress: bool = True) -> Path:
-    """Train (or resume) a colorizer; returns the path of the exported inference model."""
+          progress: bool = True, on_record: Callable[[dict], None] | None = None) -> Path:
+    """Train (or resume) a colorizer; returns the path of the exported inference model.
+
+    `on_record` sees every line written to metrics.jsonl as it is written (a notebook draws
+    its live plot and sample grids from them).
+    """
     config.out = config.out or str(default_run_dir())
     config, state, resumed_from = resolve_config(config, resume, overrides or {})
     config.validate()
     run = rt.setup()
     try:
-        return _train(config, state, resumed_from, run, progress)
+        return _train(config, state, resumed_from, run, progress, on_record)
     finally:
         rt.teardown(run)
 
 
 def _train(config: TrainConfig, state: dict | None, resumed_from: Path | None, run: rt.Runtime,
-           progress: bool) -> Path:
+           progress: bool, on_record: Callable[[dict], None] | None) -> Path:
     out = Path(config.out)
     say = print if run.is_main else (lambda *a, **k: None)
     out.mkdir(parents=True, exist_ok=True)
@@ -176,7 +183,7 @@ def _train(config: TrainConfig, state: dict | None, resumed_from: Path | None, r
         _set_rng_state(state["rng"], run)
         step = state["step"]
         say(f"resumed from {resumed_from} at step {step}")
-    log = MetricsLog(out / "metrics.jsonl", step if state is not None else None) if run.is_main else None
+    log = MetricsLog(out / "metrics.jsonl", step if state is not None else None, on_record) if run.is_main else None
     if log and state is None:
         log.write({"kind": "data", "step": 0, "train": len(splits.train), "val": len(splits.val),
                    "dropped_grey": splits.dropped_grey, "unreadable": splits.bad})
@@ -248,8 +255,9 @@ def validate(ema, val_images, run: rt.Runtime, out: Path, epoch: int, step: int,
             return ema(l_norm)
 
     figures = score(predict, val_images, run.device)
-    log.write({"kind": "val", "step": step, "epoch": epoch, **figures})
-    save_samples(predict, val_images[:8], run.device, out / "samples" / f"epoch_{epoch + 1:03d}.png")
+    samples = out / "samples" / f"epoch_{epoch + 1:03d}.png"
+    save_samples(predict, val_images[:8], run.device, samples)
+    log.write({"kind": "val", "step": step, "epoch": epoch, **figures, "samples": str(samples)})
     plot_metrics(out / "metrics.jsonl", out / "metrics.png")
     tqdm.write(f"epoch {epoch + 1}: " + ", ".join(f"{k} {v:.3f}" for k, v in figures.items()))
     return figures

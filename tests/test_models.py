@@ -79,3 +79,11 @@ def test_colorizer_keeps_size_and_luminance(tiny_model):
     light_out = skcolor.rgb2lab(np.asarray(out) / 255.0)[..., 0]
     # The photo's own lightness is kept; only chroma is added (small shifts from gamut clipping).
     assert np.abs(light_out - light_in).mean() < 1.5
+
+
+def test_colorizer_works_at_another_size_and_refuses_a_bad_one(tiny_model):
+    colorizer = Colorizer.from_checkpoint(tiny_model)
+    photo = Image.new("L", (50, 40), 120)
+    assert colorizer.colorize(photo, size=64).size == (50, 40)
+    with pytest.raises(ValueError, match="multiple of 8"):
+        colorizer.colorize(photo, size=60)
