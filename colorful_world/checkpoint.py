@@ -9,8 +9,11 @@ import torch
 from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 
+from colorful_world.models import build_generator
+
 CHECKPOINT_DIR = "checkpoints"
 EXPORT_NAME = "generator.safetensors"
+BUNDLED_MODEL = Path(__file__).parent / "weights" / "faces.safetensors"
 
 
 class CheckpointError(ValueError):
@@ -70,23 +73,38 @@ def prune_checkpoints(run_dir: Path, keep: int) -> None:
         path.unlink(missing_ok=True)
 
 
-def export_generator(state_dict: dict, config: dict, path: Path, fp16: bool = False) -> None:
-    """The inference model: generator weights plus the config that rebuilds it, as safetensors."""
+def export_generator(state_dict: dict, config: dict, path: Path, fp16: bool = False,
+                     provenance: dict | None = None) -> None:
+    """The inference model as safetensors: generator weights, the config that rebuilds it, and
+    its provenance (data, steps, date, validation figures), readable by `colorful-world info`."""
     tensors = {k: (v.half() if fp16 and v.is_floating_point() else v).contiguous()
                for k, v in state_dict.items()}
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
-    save_file(tensors, str(tmp), metadata={"config": json.dumps(config)})
+    save_file(tensors, str(tmp), metadata={"config": json.dumps(config),
+                                           "provenance": json.dumps(provenance or {})})
     os.replace(tmp, path)
 
 
-def load_generator_weights(path: Path) -> tuple[dict, dict]:
-    """(generator state_dict in float32, config) from an export or a full training checkpoint."""
-    path = Path(path)
+def model_path(path: str | Path | None) -> Path:
+    """The model file to use: the one given, or the face model that ships with the package."""
+    if path is not None:
+        return Path(path)
+    if not BUNDLED_MODEL.exists():
+        raise CheckpointError(f"no model was given and this install has no bundled one at {BUNDLED_MODEL}")
+    return BUNDLED_MODEL
+
+
+def load_model(path: str | Path | None) -> tuple[dict, dict, dict]:
+    """(generator state_dict in float32, config, provenance) from an export or a training
+    checkpoint (its EMA generator); None means the bundled model. Nothing is unpickled."""
+    path = model_path(path)
     if path.suffix == ".safetensors":
         try:
             with safe_open(str(path), framework="pt") as f:
-                config = json.loads((f.metadata() or {}).get("config", "null"))
+                metadata = f.metadata() or {}
+            config = json.loads(metadata.get("config", "null"))
+            provenance = json.loads(metadata.get("provenance", "{}"))
             tensors = load_file(str(path))
         except FileNotFoundError:
             raise CheckpointError(f"{path}: no such model file") from None
@@ -99,4 +117,13 @@ def load_generator_weights(path: Path) -> tuple[dict, dict]:
         if "ema" not in state or "config" not in state:
             raise CheckpointError(f"{path}: not a colorful-world training checkpoint")
         tensors, config = state["ema"], state["config"]
-    return {k: v.float() if v.is_floating_point() else v for k, v in tensors.items()}, config
+        provenance = {"step": state["step"], "epoch": state["epoch"]}
+    return {k: v.float() if v.is_floating_point() else v for k, v in tensors.items()}, config, provenance
+
+
+def load_generator(path: str | Path | None) -> tuple[torch.nn.Module, dict, dict]:
+    """(generator in eval mode, config, provenance): what colorize and evaluate run."""
+    state, config, provenance = load_model(path)
+    generator = build_generator(config)
+    generator.load_state_dict(state)
+    return generator.eval(), config, provenance

@@ -50,6 +50,28 @@ def _colorize(args) -> int:
     return 1 if errors else 0
 
 
+def _info(args) -> int:
+    from colorful_world.checkpoint import load_model, model_path
+    _, config, provenance = load_model(args.checkpoint)
+    print(f"model: {model_path(args.checkpoint)}")
+    print(json.dumps({"provenance": provenance, "config": config}, indent=2))
+    return 0
+
+
+def _export(args) -> int:
+    from colorful_world.checkpoint import export_generator, load_model
+    from colorful_world.train import run_provenance
+    state, config, saved = load_model(args.checkpoint)
+    provenance = run_provenance(Path(args.checkpoint).parent.parent, config, saved.get("step", 0))
+    if args.data:
+        from colorful_world.evaluate import evaluate
+        provenance["validation"] = evaluate(args.checkpoint, args.data, args.cache_dir)
+    provenance["note"] = args.note
+    export_generator(state, config, Path(args.output), fp16=args.fp16, provenance=provenance)
+    print(f"exported {args.output} ({Path(args.output).stat().st_size / 1e6:.1f} MB)")
+    return 0
+
+
 def _evaluate(args) -> int:
     from colorful_world.evaluate import evaluate, format_table
     results = evaluate(args.checkpoint, args.data, args.cache_dir, progress=not args.no_progress)
@@ -72,12 +94,24 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("colorize", help="colorize photos and folders of photos")
     p.add_argument("inputs", nargs="+", help="photos or folders")
     p.add_argument("--output", "-o", default="colorized", help="folder for OUT/<stem>.png (default: colorized)")
-    p.add_argument("--checkpoint", "-c", required=True, help="generator.safetensors or a training checkpoint")
+    p.add_argument("--checkpoint", "-c", default=None,
+                   help="generator.safetensors or a training checkpoint (default: the bundled face model)")
     p.add_argument("--no-progress", action="store_true")
+
+    p = sub.add_parser("info", help="what a model is: its config, data, steps, date and validation figures")
+    p.add_argument("checkpoint", nargs="?", default=None, help="model or checkpoint (default: the bundled one)")
+
+    p = sub.add_parser("export", help="a training checkpoint's EMA generator as a small .safetensors model")
+    p.add_argument("checkpoint", help="a training checkpoint (.pt)")
+    p.add_argument("--output", "-o", required=True)
+    p.add_argument("--fp16", action="store_true", help="store weights in half precision (half the size)")
+    p.add_argument("--data", default=None, help="also measure it on the validation split of these photos")
+    p.add_argument("--cache-dir", default=None)
+    p.add_argument("--note", default="", help="free text kept in the provenance, e.g. the training command")
 
     p = sub.add_parser("evaluate", help="figures on held-out photos vs the grey and mean-colour baselines")
     p.add_argument("--data", required=True, help="the photos the model was trained on (same split is used)")
-    p.add_argument("--checkpoint", "-c", required=True)
+    p.add_argument("--checkpoint", "-c", default=None, help="default: the bundled face model")
     p.add_argument("--cache-dir", default=None)
     p.add_argument("--json", default=None, help="also write the figures to this JSON file")
     p.add_argument("--no-progress", action="store_true")
@@ -87,7 +121,8 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-COMMANDS = {"train": _train, "colorize": _colorize, "evaluate": _evaluate, "download-lfw": _download}
+COMMANDS = {"train": _train, "colorize": _colorize, "info": _info, "export": _export, "evaluate": _evaluate,
+            "download-lfw": _download}
 
 
 def main(argv: list[str] | None = None) -> int:

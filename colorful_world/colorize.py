@@ -15,10 +15,9 @@ from PIL import Image
 from tqdm.auto import tqdm
 
 from colorful_world import runtime as rt
-from colorful_world.checkpoint import load_generator_weights
+from colorful_world.checkpoint import load_generator
 from colorful_world.color import AB_SCALE, lab_to_rgb, normalize_l, rgb_to_lab
 from colorful_world.images import BadImageError, find_images, load_rgb
-from colorful_world.models import build_generator
 
 
 class Colorizer:
@@ -31,11 +30,10 @@ class Colorizer:
         self.image_size = image_size
 
     @classmethod
-    def from_checkpoint(cls, path: str | Path, device: torch.device | None = None) -> "Colorizer":
-        """From an exported generator (.safetensors) or a training checkpoint (.pt, its EMA weights)."""
-        state, config = load_generator_weights(Path(path))
-        generator = build_generator(config)
-        generator.load_state_dict(state)
+    def from_checkpoint(cls, path: str | Path | None = None, device: torch.device | None = None) -> "Colorizer":
+        """From an exported generator (.safetensors), a training checkpoint (.pt, its EMA
+        weights), or with no path, the face model that ships with the package."""
+        generator, config, _ = load_generator(path)
         return cls(generator, config["image_size"], device)
 
     @torch.no_grad()

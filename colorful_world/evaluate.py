@@ -5,26 +5,23 @@ from pathlib import Path
 import torch
 
 from colorful_world import runtime as rt
-from colorful_world.checkpoint import load_generator_weights
+from colorful_world.checkpoint import load_generator
 from colorful_world.data import load_splits
 from colorful_world.paths import decoded_cache_dir
 from colorful_world.metrics import mean_ab, score
-from colorful_world.models import build_generator
 
 
-def evaluate(checkpoint: str | Path, data: str, cache_dir: str | Path | None = None,
+def evaluate(checkpoint: str | Path | None, data: str, cache_dir: str | Path | None = None,
              progress: bool = True) -> dict[str, dict[str, float]]:
     """Score on the validation split the model was trained with (same seed, same people held out).
 
     Baselines: 'grey' predicts no colour at all; 'mean_colour' paints every pixel with the
     training set's mean colour. A useful colorizer beats both on ab L1 and PSNR.
     """
-    state, config = load_generator_weights(Path(checkpoint))
+    generator, config, _ = load_generator(checkpoint)
     device = rt.pick_device()
     amp = rt.amp_dtype_for(device)
-    generator = build_generator(config)
-    generator.load_state_dict(state)
-    generator.to(device).eval()
+    generator.to(device)
     splits = load_splits(data, config["image_size"], config["val_fraction"], config["seed"],
                          config["min_colourfulness"], Path(cache_dir) if cache_dir else decoded_cache_dir(),
                          config.get("max_images") or None, progress)
@@ -44,8 +41,12 @@ def evaluate(checkpoint: str | Path, data: str, cache_dir: str | Path | None = N
     return results
 
 
+COLUMNS = (("ab_l1", "ab L1"), ("psnr", "PSNR dB"), ("ssim", "SSIM"), ("delta_e2000", "dE2000"),
+           ("colourfulness", "colourful"), ("colourfulness_ratio", "vs truth"))
+
+
 def format_table(results: dict[str, dict[str, float]]) -> str:
-    lines = [f"{'':<12}{'ab L1':>8}{'PSNR dB':>9}{'colourfulness':>15}"]
+    lines = [f"{'':<12}" + "".join(f"{label:>11}" for _, label in COLUMNS)]
     for name, r in results.items():
-        lines.append(f"{name:<12}{r['ab_l1']:>8.2f}{r['psnr']:>9.2f}{r['colourfulness_ratio']:>15.2f}")
+        lines.append(f"{name:<12}" + "".join(f"{r[key]:>11.3f}" for key, _ in COLUMNS))
     return "\n".join(lines)

@@ -2,15 +2,27 @@
 
 from collections.abc import Callable
 
+import kornia.metrics
 import torch
 
-from colorful_world.color import AB_SCALE, colourfulness, model_to_rgb, rgb_to_model
+from colorful_world.color import AB_SCALE, colourfulness, delta_e2000, model_to_rgb, rgb_to_lab, rgb_to_model
 
 
 def psnr(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    """Per-image PSNR in dB of (N, C, H, W) images in [0, 1]."""
+    """Per-image PSNR in dB of (N, C, H, W) images in [0, 1] (kornia's averages over the batch)."""
     mse = (pred - target).pow(2).flatten(1).mean(dim=1)
     return 10 * torch.log10(1.0 / mse.clamp_min(1e-10))
+
+
+def image_figures(out: torch.Tensor, truth: torch.Tensor) -> dict[str, torch.Tensor]:
+    """Per-image figures of a colorized RGB batch against the true one, both in [0, 1]."""
+    return {
+        "psnr": psnr(out, truth),
+        "ssim": kornia.metrics.ssim(out, truth, window_size=11).mean(dim=(1, 2, 3)),
+        "delta_e2000": delta_e2000(rgb_to_lab(out), rgb_to_lab(truth)).mean(dim=(1, 2)),
+        "colourfulness": colourfulness(out),
+        "colourfulness_truth": colourfulness(truth),
+    }
 
 
 @torch.no_grad()
@@ -18,21 +30,22 @@ def score(predict_ab: Callable[[torch.Tensor], torch.Tensor], images: torch.Tens
           device: torch.device, batch_size: int = 32) -> dict[str, float]:
     """Score a predictor L -> ab on uint8 photos (N, 3, H, W) against their true colours.
 
-    ab_l1: mean |ab error| in CIELAB units. psnr: dB of the recombined RGB photo.
-    colourfulness_ratio: how colourful the result is next to the truth (1.0 = as colourful).
+    ab_l1: mean |ab error| in CIELAB units. psnr (dB), ssim and delta_e2000 (CIEDE2000) of the
+    recombined RGB photo. colourfulness_ratio: how colourful the results are next to the truth
+    (1.0 = as colourful; a model that paints one safe skin tone scores 0.3 to 0.55).
     """
-    l1_sum, psnr_sum, c_pred, c_true = 0.0, 0.0, 0.0, 0.0
+    sums: dict[str, float] = {}
     for start in range(0, len(images), batch_size):
         rgb = images[start:start + batch_size].to(device).float() / 255
         l_norm, ab_true = rgb_to_model(rgb)
         ab_pred = predict_ab(l_norm).float()
-        out = model_to_rgb(l_norm, ab_pred)
-        l1_sum += ((ab_pred - ab_true).abs().mean(dim=(1, 2, 3)) * AB_SCALE).sum().item()
-        psnr_sum += psnr(out, rgb).sum().item()
-        c_pred += colourfulness(out).sum().item()
-        c_true += colourfulness(rgb).sum().item()
-    n = len(images)
-    return {"ab_l1": l1_sum / n, "psnr": psnr_sum / n, "colourfulness_ratio": c_pred / max(c_true, 1e-8)}
+        figures = image_figures(model_to_rgb(l_norm, ab_pred), rgb)
+        figures["ab_l1"] = (ab_pred - ab_true).abs().mean(dim=(1, 2, 3)) * AB_SCALE
+        for key, values in figures.items():
+            sums[key] = sums.get(key, 0.0) + values.sum().item()
+    means = {key: total / len(images) for key, total in sums.items()}
+    means["colourfulness_ratio"] = means["colourfulness"] / max(means["colourfulness_truth"], 1e-8)
+    return means
 
 
 def mean_ab(images: torch.Tensor, sample: int = 1024) -> list[float]:

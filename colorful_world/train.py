@@ -9,6 +9,7 @@ import copy
 import json
 import time
 from collections.abc import Callable
+from datetime import datetime, timezone
 from dataclasses import asdict, fields
 from pathlib import Path
 
@@ -25,7 +26,7 @@ from colorful_world.data import augment, epoch_order, load_splits
 from colorful_world.metrics import mean_ab, score
 from colorful_world.models import PatchDiscriminator, build_generator, count_parameters
 from colorful_world.paths import decoded_cache_dir, default_run_dir
-from colorful_world.report import plot_metrics, save_samples
+from colorful_world.report import plot_metrics, read_metrics, save_samples
 
 
 GAN_LOSSES = {"vanilla": F.binary_cross_entropy_with_logits, "lsgan": F.mse_loss}  # keys: config.GAN_MODES
@@ -243,9 +244,20 @@ def _train(config: TrainConfig, state: dict | None, resumed_from: Path | None, r
 
     export = out / ckpt.EXPORT_NAME
     if run.is_main:
-        ckpt.export_generator(ema.state_dict(), run_config, export, fp16=config.export_fp16)
+        ckpt.export_generator(ema.state_dict(), run_config, export, fp16=config.export_fp16,
+                              provenance=run_provenance(out, run_config, step))
         say(f"exported the EMA generator to {export}")
     return export
+
+
+def run_provenance(run_dir: Path, config: dict, step: int) -> dict:
+    """Where an exported model comes from: data, schedule, date, its last validation figures."""
+    metrics = run_dir / "metrics.jsonl"
+    vals = [r for r in read_metrics(metrics) if r["kind"] == "val"] if metrics.exists() else []
+    return {"data": config["data"], "steps": step, "image_size": config["image_size"],
+            "epochs": config["epochs"], "gan_mode": config["gan_mode"],
+            "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "validation": {k: v for k, v in vals[-1].items() if k not in ("kind", "samples")} if vals else {}}
 
 
 def validate(ema, val_images, run: rt.Runtime, out: Path, epoch: int, step: int, log: MetricsLog) -> dict:

@@ -56,11 +56,11 @@ def test_checkpoint_that_would_run_code_is_refused(tmp_path, tiny_model):
 
 
 def test_export_round_trips_in_fp16(tmp_path, tiny_model):
-    state, config = ckpt.load_generator_weights(tiny_model)
+    state, config, _ = ckpt.load_model(tiny_model)
     half = tmp_path / "half.safetensors"
-    ckpt.export_generator(state, config, half, fp16=True)
-    state16, config16 = ckpt.load_generator_weights(half)
-    assert config16 == config
+    ckpt.export_generator(state, config, half, fp16=True, provenance={"steps": 7})
+    state16, config16, provenance = ckpt.load_model(half)
+    assert config16 == config and provenance == {"steps": 7}
     assert half.stat().st_size < 0.6 * tiny_model.stat().st_size
     for key, value in state.items():
         assert state16[key].dtype == value.dtype

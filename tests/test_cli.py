@@ -61,3 +61,21 @@ def test_missing_checkpoint_is_one_clear_error(tmp_path):
                              "--checkpoint", str(tmp_path / "nope.safetensors")], capture_output=True, text=True)
     assert result.returncode == 2
     assert "nope.safetensors" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_export_then_info_tell_where_a_model_comes_from(tmp_path, tiny_model):
+    from colorful_world import checkpoint as ckpt
+    state, config, _ = ckpt.load_model(tiny_model)
+    run = tmp_path / "run"
+    ckpt.save_checkpoint({"ema": state, "config": {**config, "data": "faces/", "epochs": 1, "gan_mode": "lsgan"},
+                          "step": 3, "epoch": 0}, ckpt.checkpoint_path(run, 3))
+    (run / "metrics.jsonl").write_text('{"kind": "val", "step": 3, "epoch": 0, "psnr": 24.5}\n')
+    model = tmp_path / "model.safetensors"
+    exported = subprocess.run([sys.executable, "-m", "colorful_world", "export", str(ckpt.checkpoint_path(run, 3)),
+                               "--output", str(model), "--fp16", "--note", "made in a test"],
+                              capture_output=True, text=True)
+    assert exported.returncode == 0, exported.stderr
+    info = subprocess.run([sys.executable, "-m", "colorful_world", "info", str(model)], capture_output=True, text=True)
+    assert info.returncode == 0, info.stderr
+    for fact in ('"steps": 3', '"psnr": 24.5', '"data": "faces/"', "made in a test", '"gan_mode": "lsgan"'):
+        assert fact in info.stdout

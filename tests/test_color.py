@@ -2,7 +2,7 @@ import numpy as np
 import torch
 from skimage import color as skcolor
 
-from colorful_world.color import colourfulness, lab_to_rgb, model_to_rgb, rgb_to_lab, rgb_to_model
+from colorful_world.color import colourfulness, delta_e2000, lab_to_rgb, model_to_rgb, rgb_to_lab, rgb_to_model
 
 
 def _as_image(rgb: np.ndarray) -> torch.Tensor:
@@ -39,3 +39,15 @@ def test_colourfulness_is_zero_for_grey_and_high_for_colour():
     vivid[:, 2, :, 4:] = 1
     assert colourfulness(grey).item() < 1e-3
     assert colourfulness(vivid).item() > 60
+
+
+def test_ciede2000_agrees_with_scikit_image():
+    rng = np.random.default_rng(2)
+    lab1 = skcolor.rgb2lab(rng.random((1, 4000, 3)))
+    lab2 = skcolor.rgb2lab(np.clip(skcolor.lab2rgb(lab1) + rng.normal(0, 0.1, lab1.shape), 0, 1))
+    lab2[0, :200, 1:] = 0  # grey pixels: the hue terms' special cases
+    reference = skcolor.deltaE_ciede2000(lab1, lab2)[0]
+    as_tensor = lambda lab: torch.tensor(lab.transpose(0, 2, 1)[..., None], dtype=torch.float32)  # noqa: E731
+    ours = delta_e2000(as_tensor(lab1), as_tensor(lab2))[0, :, 0].numpy()
+    assert np.abs(ours - reference).max() < 1e-3
+    assert delta_e2000(as_tensor(lab1), as_tensor(lab1)).max() < 1e-3
