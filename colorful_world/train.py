@@ -268,7 +268,8 @@ def validate(ema, val_images, run: rt.Runtime, out: Path, epoch: int, step: int,
 
     figures = score(predict, val_images, run.device)
     samples = out / "samples" / f"epoch_{epoch + 1:03d}.png"
-    save_samples(predict, val_images[:8], run.device, samples)
+    spread = torch.linspace(0, len(val_images) - 1, min(8, len(val_images))).long()  # different people
+    save_samples(predict, val_images[spread], run.device, samples)
     log.write({"kind": "val", "step": step, "epoch": epoch, **figures, "samples": str(samples)})
     plot_metrics(out / "metrics.jsonl", out / "metrics.png")
     tqdm.write(f"epoch {epoch + 1}: " + ", ".join(f"{k} {v:.3f}" for k, v in figures.items()))
