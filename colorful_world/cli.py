@@ -1,4 +1,5 @@
-"""The command line: train, colorize, evaluate, download-lfw. `python -m colorful_world` is the same."""
+"""The command line: train, colorize, info, export, evaluate, download-lfw, serve.
+`python -m colorful_world` is the same."""
 
 import argparse
 import json
@@ -86,6 +87,11 @@ def _download(args) -> int:
     return main_from_args(args)
 
 
+def _serve(args) -> int:
+    from colorful_world.server import main_from_args
+    return main_from_args(args)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="colorful-world", description="Colorize black-and-white photos.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -118,11 +124,14 @@ def build_parser() -> argparse.ArgumentParser:
 
     from colorful_world.download import add_arguments
     add_arguments(sub.add_parser("download-lfw", help="download, verify and extract LFW"))
+    from colorful_world.server import add_arguments as add_serve_arguments
+    add_serve_arguments(sub.add_parser("serve", help="an HTTP API and upload page for colorizing "
+                                                     "(needs the serve extra)"))
     return parser
 
 
 COMMANDS = {"train": _train, "colorize": _colorize, "info": _info, "export": _export, "evaluate": _evaluate,
-            "download-lfw": _download}
+            "download-lfw": _download, "serve": _serve}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,0 +1,293 @@
+"""An HTTP API for colorization: a thin door onto `Colorizer`, as a WSGI app.
+
+`create_app` builds the app, for `colorful-world serve`, for gunicorn or any WSGI host, and for
+serverless adapters; `add_arguments` and `main_from_args` are the door the `colorful-world serve`
+subcommand goes through.
+
+Routes:
+    GET  /          a page with a plain upload form (no JavaScript); the result shows below it
+    GET  /healthz   {"status": "ok", ...} once the model is loaded
+    POST /colorize  the photo as the multipart field `image`, or as the raw body; `?size=N` sets
+                    the network's working side. Answers a PNG at the photo's own size.
+
+Every error is JSON, {"error": "one sentence"}: 400 for a malformed request, 413 for an upload
+over the byte or pixel limit (or a decompression bomb), 415 for something that is not a photo
+in a format we read, 422 for a photo that cannot be decoded.
+
+The web stack (Flask, and cheroot as the server) is the `serve` extra. It is imported inside
+the functions that need it, so the other commands start, and work, without it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import signal
+import sys
+import threading
+from typing import TYPE_CHECKING, Callable
+
+from PIL import Image, UnidentifiedImageError
+
+from colorful_world import images
+
+if TYPE_CHECKING:
+    from cheroot.wsgi import Server
+    from flask import Flask
+
+    from colorful_world.colorize import Colorizer
+
+MAX_BYTES = 10_000_000  # the whole request body, multipart framing included
+MAX_PIXELS = 40_000_000  # bounds the memory of a request: about 160 bytes a pixel while colorized
+MAX_SIZE_FACTOR = 4  # `?size=` up to 4x the training size: 16x the work, and far from what it saw
+
+# The formats the package reads from disk, and only those: PIL can open many more (EPS, PSD,
+# ICO...), some through decoders or helper programs that untrusted uploads should not reach.
+FORMATS = tuple(sorted({Image.registered_extensions()[s] for s in images.IMAGE_SUFFIXES}))
+
+
+def _load_torch(checkpoint: str | None) -> Colorizer:
+    from colorful_world.colorize import Colorizer  # imports torch: only once a model is wanted
+    return Colorizer.from_checkpoint(checkpoint)
+
+
+# How each `--backend` loads a model into something with `colorize(image, size)`, `image_size`
+# and `generator.depth`. An ONNX Runtime backend (a small cold start on serverless) is one more
+# entry here once the package has one.
+BACKENDS: dict[str, Callable[[str | None], Colorizer]] = {"torch": _load_torch}
+
+
+class RequestRefused(Exception):
+    """An upload the server will not colorize; answered as JSON with `status`."""
+
+    def __init__(self, status: int, message: str):
+        super().__init__(message)
+        self.status = status
+
+
+def create_app(colorizer: Colorizer | None = None, checkpoint: str | None = None,
+               max_bytes: int = MAX_BYTES, max_pixels: int = MAX_PIXELS,
+               backend: str = "torch") -> Flask:
+    """The WSGI app. The model is `colorizer`, or loaded here once from `checkpoint` (None: the
+    bundled face model) with `backend`; every request of this process shares it.
+
+    Raises ValueError for limits that cannot work, and CheckpointError (a ValueError) for a
+    model that cannot be loaded: a server that starts is a server that can answer.
+    """
+    from flask import Flask, Response, jsonify, request
+    from werkzeug.exceptions import HTTPException
+
+    if max_bytes < 1:
+        raise ValueError(f"max_bytes must be positive, not {max_bytes}")
+    if not 0 < max_pixels <= images.MAX_PIXELS:
+        raise ValueError(f"max_pixels must be from 1 to the package's {images.MAX_PIXELS:,}, "
+                         f"not {max_pixels:,}")
+    if backend not in BACKENDS:
+        raise ValueError(f"unknown backend {backend!r}; choose one of {sorted(BACKENDS)}")
+    if colorizer is None:
+        colorizer = BACKENDS[backend](checkpoint)
+    # One photo at a time: torch already spreads one forward pass over every core, so running
+    # two at once gains little, while a photo being worked on holds float copies of itself at
+    # full size (measured: 1.6 GB at 10 MP, so about 6 GB at 40 MP). Requests wait their turn
+    # in the server's threads, and memory stays bounded by one photo.
+    model_lock = threading.Lock()
+
+    app = Flask(__name__)
+    # Werkzeug compares Content-Length with this before reading a byte of the body, and reads a
+    # body sent without one (chunked) no further than this: a huge upload is never read.
+    app.config["MAX_CONTENT_LENGTH"] = max_bytes
+
+    def error(status: int, message: str) -> tuple[Response, int]:
+        return jsonify(error=message), status
+
+    @app.get("/")
+    def page() -> Response:
+        return Response(PAGE.format(max_mb=f"{max_bytes / 1e6:g}", max_mp=f"{max_pixels / 1e6:g}"),
+                        mimetype="text/html")
+
+    @app.get("/healthz")
+    def healthz() -> Response:
+        return jsonify(status="ok", working_size=colorizer.image_size,
+                       max_bytes=max_bytes, max_pixels=max_pixels)
+
+    @app.post("/colorize")
+    def colorize() -> Response:
+        data = _upload_bytes(request)
+        size = _working_size(request.args.get("size"), colorizer)
+        with model_lock:
+            png = _colorize_png(colorizer, data, size, max_pixels)
+        return Response(png, mimetype="image/png")
+
+    @app.errorhandler(RequestRefused)
+    def refused(err: RequestRefused) -> tuple[Response, int]:
+        return error(err.status, str(err))
+
+    @app.errorhandler(413)  # raised by werkzeug itself, with a message that names no limit
+    def too_large(_) -> tuple[Response, int]:
+        return error(413, _too_many_bytes(max_bytes))
+
+    @app.errorhandler(HTTPException)  # 404, 405, and 400 for a request werkzeug cannot parse
+    def http_error(err: HTTPException) -> tuple[Response, int]:
+        return error(err.code or 500, err.description or err.name)
+
+    @app.errorhandler(500)  # a bug, not the input: logged by Flask, answered as JSON all the same
+    def internal_error(_) -> tuple[Response, int]:
+        return error(500, "internal error: the server could not colorize this photo")
+
+    return app
+
+
+def _upload_bytes(request) -> bytes:
+    """The photo's bytes: the multipart field `image`, or else the whole raw body (so
+    `curl --data-binary @photo.jpg` works whatever Content-Type it sends)."""
+    if request.mimetype == "multipart/form-data":
+        upload = request.files.get("image")
+        if upload is None:
+            raise RequestRefused(400, "the form has no file field named 'image'")
+        data = upload.read()
+    else:
+        data = request.get_data(cache=False)
+        # A body sent without Content-Length (chunked) is cut at the limit by werkzeug, not refused.
+        if request.content_length is None and len(data) >= request.max_content_length:
+            raise RequestRefused(413, _too_many_bytes(request.max_content_length))
+    if not data:
+        raise RequestRefused(400, "the upload is empty: send a photo as the form field 'image' "
+                                  "or as the request body")
+    return data
+
+
+def _too_many_bytes(limit: int) -> str:
+    return f"the upload is larger than the {limit:,} bytes this server accepts"
+
+
+def _working_size(text: str | None, colorizer: Colorizer) -> int | None:
+    """`?size=` as the side the network works at, or None for its training size."""
+    if not text:
+        return None
+    step = 2 ** colorizer.generator.depth
+    top = MAX_SIZE_FACTOR * colorizer.image_size
+    try:
+        size = int(text)
+    except ValueError:
+        size = 0  # refused below, with the same message
+    if size % step or not step <= size <= top:
+        raise RequestRefused(400, f"size must be a multiple of {step} from {step} to {top}, "
+                                  f"not {text!r}")
+    return size
+
+
+def _colorize_png(colorizer: Colorizer, data: bytes, size: int | None, max_pixels: int) -> bytes:
+    image = _decode(data, max_pixels)
+    try:
+        colour = colorizer.colorize(image, size=size)
+    except (ValueError, OSError) as err:  # BadImageError, or a mode or profile PIL cannot convert
+        raise RequestRefused(422, f"this photo cannot be colorized: {err}") from None
+    buffer = io.BytesIO()
+    colour.save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def _decode(data: bytes, max_pixels: int) -> Image.Image:
+    """The photo in `data`, decoded; its pixel count is read from the header and checked first,
+    so a decompression bomb is refused before it takes any memory.
+
+    Decoders of untrusted bytes fail in many ways (OSError, SyntaxError, struct.error...), in
+    open as in load; each is the file's fault, answered 422.
+    """
+    try:
+        image = Image.open(io.BytesIO(data), formats=FORMATS)  # reads the header only
+    except Image.DecompressionBombError as err:  # PIL's own cap, far above ours, checked in open
+        raise RequestRefused(413, f"refused as a decompression bomb: {err}") from None
+    except UnidentifiedImageError:
+        raise RequestRefused(415, "the upload is not an image in a format this server reads "
+                                  f"({', '.join(FORMATS)})") from None
+    except Exception as err:
+        raise RequestRefused(422, f"the image cannot be decoded: {err}") from None
+    if image.width * image.height > max_pixels:
+        raise RequestRefused(413, f"{image.width}x{image.height} is {image.width * image.height:,} "
+                                  f"pixels, more than the {max_pixels:,} this server accepts")
+    try:
+        image.load()
+    except Exception as err:
+        raise RequestRefused(422, f"the image cannot be decoded: {err}") from None
+    return image
+
+
+def make_server(app, host: str = "127.0.0.1", port: int = 8000) -> Server:
+    """A production WSGI server for `app`, already listening (port 0: any free one, see
+    `.bind_addr`); `.serve()` runs it until `.stop()`.
+
+    cheroot (pure Python, a thread pool) rather than waitress: waitress reads a whole request
+    body before the app sees it, so the app could refuse an oversized upload only after it
+    arrived; cheroot streams the body, so the Content-Length check refuses it at once.
+    """
+    from cheroot.wsgi import Server
+    server = Server((host, port), app)
+    server.prepare()
+    return server
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    """Add the serve options to `parser` (see `main_from_args`)."""
+    parser.add_argument("--host", default="127.0.0.1",
+                        help="address to listen on; 0.0.0.0 for every interface (default: 127.0.0.1)")
+    parser.add_argument("--port", type=int, default=8000, help="port (default: 8000; 0: any free one)")
+    parser.add_argument("--checkpoint", "-c", default=None, help="generator.safetensors or a "
+                        "training checkpoint (default: the bundled face model)")
+    parser.add_argument("--backend", choices=sorted(BACKENDS), default="torch",
+                        help="what runs the model (default: torch)")
+    parser.add_argument("--max-bytes", type=int, default=MAX_BYTES,
+                        help=f"largest request body accepted, in bytes (default: {MAX_BYTES:,})")
+    parser.add_argument("--max-pixels", type=int, default=MAX_PIXELS,
+                        help=f"largest photo accepted, in pixels (default: {MAX_PIXELS:,})")
+    return parser
+
+
+def main_from_args(args: argparse.Namespace) -> int:
+    """Load the model, then serve until Ctrl-C or SIGTERM. The first stdout line says where.
+
+    Returns 0 after a clean stop, 2 when the model, the limits or the address cannot work, or
+    the web stack is not installed; the reason goes to stderr.
+    """
+    try:
+        app = create_app(checkpoint=args.checkpoint, backend=args.backend,
+                         max_bytes=args.max_bytes, max_pixels=args.max_pixels)
+        server = make_server(app, args.host, args.port)
+    except ModuleNotFoundError as err:
+        print(f"error: serving needs {err.name}: pip install 'colorful-world[serve]'", file=sys.stderr)
+        return 2
+    except (ValueError, OSError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    host, port = server.bind_addr[:2]
+    print(f"serving on http://{host}:{port}/ (Ctrl-C to stop)", flush=True)
+    # `docker stop` sends SIGTERM, which a process running as PID 1 would otherwise ignore.
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
+    try:
+        server.serve()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.stop()
+    return 0
+
+
+# The upload page: a plain form whose answer (the PNG, or the JSON error) shows in the frame
+# below it, so it needs no JavaScript. `colorize` is relative: it works under a path prefix.
+PAGE = """<!doctype html>
+<html lang="en">
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>colorful-world</title>
+<body style="font-family: sans-serif; max-width: 60em; margin: 1em auto; padding: 0 1em">
+<h1>Colorize a black-and-white photo</h1>
+<form action="colorize" method="post" enctype="multipart/form-data" target="result">
+  <label>Photo <input type="file" name="image" accept="image/*" required></label>
+  <button type="submit">Colorize</button>
+</form>
+<p>Up to {max_mb} MB and {max_mp} megapixels. The colour version, a PNG at the photo's own size,
+appears below.</p>
+<iframe name="result" title="result" style="width: 100%; height: 70vh; border: 1px solid #ccc"></iframe>
+</body>
+</html>
+"""

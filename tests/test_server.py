@@ -1,0 +1,368 @@
+"""The HTTP API against real servers on 127.0.0.1: good photos of every mode, each class of bad
+input, an oversized upload refused before it is sent, a bounded concurrent load, the `serve`
+command as a process, and the upload page in headless Chromium with JavaScript off."""
+
+import argparse
+import concurrent.futures
+import contextlib
+import http.client
+import io
+import json
+import os
+import signal
+import socket
+import statistics
+import struct
+import subprocess
+import sys
+import threading
+import time
+import zlib
+from pathlib import Path
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+import requests
+from PIL import Image
+from skimage import data as skdata
+
+from colorful_world import Colorizer, server
+from colorful_world.server import add_arguments, create_app, main_from_args, make_server
+
+ARTIFACTS = Path(__file__).parent / "artifacts"
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync", "--no-first-run"]
+
+
+@contextlib.contextmanager
+def serving(app):
+    """`app` on the production server in a thread, on a free port of 127.0.0.1; yields its URL."""
+    httpd = make_server(app, "127.0.0.1", 0)
+    thread = threading.Thread(target=httpd.serve, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{httpd.bind_addr[1]}"
+    finally:
+        httpd.stop()
+        thread.join(10)
+
+
+@pytest.fixture(scope="module")
+def loads() -> list[Colorizer]:
+    """Every model the module's server loads (it must load one, once)."""
+    return []
+
+
+@pytest.fixture(scope="module")
+def url(tiny_model, loads):
+    """The app as `serve` builds it, default limits, the tiny model counted as it loads."""
+    def counted_load(checkpoint):
+        loads.append(Colorizer.from_checkpoint(checkpoint))
+        return loads[-1]
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setitem(server.BACKENDS, "torch", counted_load)
+        app = create_app(checkpoint=str(tiny_model))
+    with serving(app) as base:
+        yield base
+
+
+@pytest.fixture(scope="module")
+def colorizer(url, loads) -> Colorizer:
+    """The model the server loaded: expected answers are computed with it, in this process."""
+    return loads[0]
+
+
+def encode(image: Image.Image, fmt: str, **params) -> bytes:
+    buffer = io.BytesIO()
+    image.save(buffer, format=fmt, **params)
+    return buffer.getvalue()
+
+
+def photo(width: int = 61, height: int = 47) -> Image.Image:
+    """A real colour photo, at an odd size no network works at."""
+    return Image.fromarray(skdata.astronaut()).resize((width, height))
+
+
+def with_alpha(image: Image.Image) -> Image.Image:
+    ramp = np.linspace(0, 255, image.width * image.height).reshape(image.height, image.width)
+    image = image.copy()
+    image.putalpha(Image.fromarray(ramp.astype(np.uint8)))
+    return image
+
+
+def grey_array(dtype, scale) -> Image.Image:
+    return Image.fromarray((np.asarray(photo().convert("L")).astype(dtype) * scale))
+
+
+def exif_rotated() -> bytes:
+    """A JPEG stored 61x47 whose EXIF says to turn it a quarter: it is a 47x61 photo."""
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    return encode(photo().convert("L"), "JPEG", exif=exif)
+
+
+GOOD = {  # name: (file bytes, size as shown, has alpha)
+    "1-png": (lambda: encode(photo().convert("1"), "PNG"), (61, 47), False),
+    "L-jpeg": (lambda: encode(photo().convert("L"), "JPEG"), (61, 47), False),
+    "LA-png": (lambda: encode(with_alpha(photo().convert("L")), "PNG"), (61, 47), True),
+    "P-gif": (lambda: encode(photo().convert("P"), "GIF"), (61, 47), False),
+    "P-transparent-png": (lambda: encode(photo().convert("P"), "PNG", transparency=0), (61, 47), True),
+    "RGB-webp": (lambda: encode(photo(), "WEBP"), (61, 47), False),
+    "RGB-bmp": (lambda: encode(photo(), "BMP"), (61, 47), False),
+    "RGBA-png": (lambda: encode(with_alpha(photo()), "PNG"), (61, 47), True),
+    "CMYK-jpeg": (lambda: encode(photo().convert("CMYK"), "JPEG"), (61, 47), False),
+    "I;16-png": (lambda: encode(grey_array(np.uint16, 257), "PNG"), (61, 47), False),
+    "I-tiff": (lambda: encode(grey_array(np.int32, 1000), "TIFF"), (61, 47), False),
+    "F-tiff": (lambda: encode(grey_array(np.float32, 1.0), "TIFF"), (61, 47), False),
+    "exif-rotated-jpeg": (exif_rotated, (47, 61), False),
+}
+
+
+def png_header(width: int, height: int) -> bytes:
+    """A PNG that is only a header claiming `width` x `height`: whoever decodes it before
+    checking its size fails with 422, so a 413 proves the check came first."""
+    def chunk(kind: bytes, body: bytes) -> bytes:
+        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IEND", b"")
+
+
+def broken_idat() -> bytes:
+    png = bytearray(encode(photo(), "PNG"))
+    start = png.index(b"IDAT") + 20
+    png[start:start + 40] = bytes(b ^ 0xFF for b in png[start:start + 40])
+    return bytes(png)
+
+
+def png_bytes() -> bytes:
+    return encode(photo(), "PNG")
+
+
+BAD = {  # name: (request keywords for requests.post, query, status)
+    "empty body": (lambda: {"data": b""}, "", 400),
+    "form without an image field": (lambda: {"files": {"photo": ("a.png", png_bytes())}}, "", 400),
+    "empty file in the form": (lambda: {"files": {"image": ("a.png", b"")}}, "", 400),
+    "size not a number": (lambda: {"data": png_bytes()}, "?size=big", 400),
+    "size not a multiple of 2**depth": (lambda: {"data": png_bytes()}, "?size=33", 400),
+    "size far past the training size": (lambda: {"data": png_bytes()}, "?size=4096", 400),
+    "not an image": (lambda: {"data": b"Dear server, please colorize me."}, "", 415),
+    "a format we do not read (PPM)": (lambda: {"data": encode(photo(), "PPM")}, "", 415),
+    "truncated PNG": (lambda: {"data": png_bytes()[:300]}, "", 422),
+    "truncated JPEG": (lambda: {"data": encode(photo(), "JPEG")[:900]}, "", 422),
+    "corrupt PNG pixel data": (lambda: {"data": broken_idat()}, "", 422),
+    "more pixels than the limit (48 MP)": (lambda: {"data": png_header(8000, 6000)}, "", 413),
+    "decompression bomb (900 MP)": (lambda: {"data": png_header(30000, 30000)}, "", 413),
+}
+
+
+def assert_json_error(response: requests.Response, status: int) -> None:
+    assert response.status_code == status, response.text
+    assert response.headers["Content-Type"] == "application/json"
+    message = response.json()["error"]
+    assert isinstance(message, str) and message
+
+
+def as_array(png: bytes) -> np.ndarray:
+    return np.asarray(Image.open(io.BytesIO(png)))
+
+
+def test_healthz_and_page_need_no_javascript(url):
+    health = requests.get(f"{url}/healthz", timeout=10)
+    assert health.status_code == 200 and health.json()["status"] == "ok"
+    page = requests.get(f"{url}/", timeout=10)
+    assert page.status_code == 200 and page.headers["Content-Type"].startswith("text/html")
+    assert 'enctype="multipart/form-data"' in page.text and 'name="image"' in page.text
+    assert "<script" not in page.text
+
+
+@pytest.mark.parametrize("name", GOOD)
+def test_good_photo_of_every_mode(url, colorizer, name):
+    make, size, has_alpha = GOOD[name]
+    upload = make()
+    answer = requests.post(f"{url}/colorize", files={"image": ("photo", upload)}, timeout=30)
+    assert answer.status_code == 200, answer.text
+    assert answer.headers["Content-Type"] == "image/png"
+    result = Image.open(io.BytesIO(answer.content))
+    assert result.size == size
+    assert result.mode == ("RGBA" if has_alpha else "RGB")
+    expected = np.asarray(colorizer.colorize(Image.open(io.BytesIO(upload))))
+    assert np.array_equal(np.asarray(result), expected)
+
+
+def test_raw_body_and_size_query(url, colorizer):
+    upload = encode(photo().convert("L"), "JPEG")
+    as_form = requests.post(f"{url}/colorize", files={"image": ("photo.jpg", upload)}, timeout=30)
+    as_body = requests.post(f"{url}/colorize", data=upload, timeout=30)  # curl --data-binary's way
+    assert as_body.status_code == 200 and as_body.content == as_form.content
+    bigger = requests.post(f"{url}/colorize?size=64", data=upload, timeout=30)
+    assert bigger.status_code == 200
+    assert np.array_equal(as_array(bigger.content),
+                          np.asarray(colorizer.colorize(Image.open(io.BytesIO(upload)), size=64)))
+
+
+@pytest.mark.parametrize("name", BAD)
+def test_each_class_of_bad_input_gets_its_json_error(url, name):
+    make, query, status = BAD[name]
+    assert_json_error(requests.post(f"{url}/colorize{query}", timeout=30, **make()), status)
+
+
+def test_other_routes_and_methods_answer_json(url):
+    assert_json_error(requests.get(f"{url}/colorize", timeout=10), 405)
+    assert_json_error(requests.get(f"{url}/nowhere", timeout=10), 404)
+
+
+@pytest.mark.filterwarnings("ignore:Corrupt EXIF:UserWarning")  # PIL's note on a mangled TIFF
+def test_mangled_photos_never_get_a_500(url):
+    """Random bytes overwritten in photos of each format: refused or colorized, never a crash."""
+    rng = np.random.default_rng(0)
+    originals = [encode(photo(), fmt) for fmt in ("PNG", "JPEG", "GIF", "TIFF", "WEBP", "BMP")]
+    statuses = set()
+    for n in range(120):
+        mangled = np.frombuffer(originals[n % len(originals)], dtype=np.uint8).copy()
+        mangled[rng.integers(0, len(mangled), size=8)] = rng.integers(0, 256, size=8)
+        answer = requests.post(f"{url}/colorize", data=mangled.tobytes(), timeout=30)
+        statuses.add(answer.status_code)
+        assert answer.status_code in (200, 413, 415, 422), answer.text
+    assert {200, 422} <= statuses  # both paths were taken: some survive, some do not decode
+    assert requests.get(f"{url}/healthz", timeout=10).status_code == 200
+
+
+def test_oversized_upload_is_refused_before_it_is_sent(url):
+    """Headers that announce 50 MB, then 4 bytes and silence: a server that read the body would
+    wait (cheroot gives up on a silent client after 10 s); this one answers 413 at once."""
+    port = int(url.rsplit(":", 1)[1])
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
+        start = time.monotonic()
+        sock.sendall(b"POST /colorize HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: image/png\r\n"
+                     b"Content-Length: 50000000\r\n\r\n\x89PNG")
+        answer = http.client.HTTPResponse(sock)
+        answer.begin()
+        body = answer.read()
+        elapsed = time.monotonic() - start
+    assert answer.status == 413 and answer.getheader("Content-Type") == "application/json"
+    assert "10,000,000 bytes" in json.loads(body)["error"]
+    assert elapsed < 2, f"answered after {elapsed:.1f} s: the server waited for the body"
+
+
+def test_chunked_upload_over_the_limit_is_refused(url):
+    """No Content-Length to check: the body is read up to the limit, and no further."""
+    def endless_body():
+        while True:
+            yield b"\0" * 65536
+
+    assert_json_error(requests.post(f"{url}/colorize", data=endless_body(), timeout=30), 413)
+
+
+def test_limits_are_configurable(colorizer):
+    small = encode(photo(40, 30).convert("L"), "PNG")
+    with serving(create_app(colorizer, max_bytes=len(small) + 1000, max_pixels=1000)) as base:
+        assert_json_error(requests.post(f"{base}/colorize", data=small + b"\0" * 2000, timeout=30), 413)
+        assert_json_error(requests.post(f"{base}/colorize", data=small, timeout=30), 413)  # 1,200 px
+        tiny = encode(photo(30, 30).convert("L"), "PNG")  # 900 px
+        assert requests.post(f"{base}/colorize", data=tiny, timeout=30).status_code == 200
+    with pytest.raises(ValueError, match="max_pixels"):
+        create_app(colorizer, max_pixels=10**9)  # more than the package would ever decode
+
+
+def test_a_bug_is_answered_as_json_500(caplog):
+    """Not the input's fault, so not a 4xx: still JSON, and logged with its traceback."""
+    def broken(image, size=None):
+        raise RuntimeError("a bug")
+
+    stub = SimpleNamespace(image_size=32, generator=SimpleNamespace(depth=3), colorize=broken)
+    with serving(create_app(stub)) as base:
+        assert_json_error(requests.post(f"{base}/colorize", data=encode(photo(), "PNG"), timeout=30), 500)
+    assert "a bug" in caplog.text
+
+
+def test_concurrent_load_200_requests_8_in_flight(url, colorizer, loads, capsys):
+    """Every answer is the right photo's colour version, and the model was loaded once."""
+    uploads = [encode(photo(40 + 7 * k, 30 + 5 * k).convert(mode), "PNG")
+               for k, mode in enumerate(["L", "RGB", "LA", "RGBA", "L", "RGB", "P", "L"])]
+    expected = [np.asarray(colorizer.colorize(Image.open(io.BytesIO(u)))) for u in uploads]
+    local = threading.local()
+
+    def colorize(n: int) -> tuple[int, float, bytes]:
+        local.session = getattr(local, "session", None) or requests.Session()
+        start = time.perf_counter()
+        answer = local.session.post(f"{url}/colorize", data=uploads[n % len(uploads)], timeout=60)
+        return answer.status_code, time.perf_counter() - start, answer.content
+
+    start = time.perf_counter()
+    with concurrent.futures.ThreadPoolExecutor(max_workers=8) as pool:
+        results = list(pool.map(colorize, range(200)))
+    wall = time.perf_counter() - start
+    for n, (status, _, content) in enumerate(results):
+        assert status == 200, content
+        assert np.array_equal(as_array(content), expected[n % len(uploads)]), f"request {n}"
+    assert len(loads) == 1
+    latencies = sorted(seconds * 1000 for _, seconds, _ in results)
+    centiles = statistics.quantiles(latencies, n=100)
+    report = (f"\nload: 200 requests, 8 in flight, {wall:.1f} s ({200 / wall:.0f}/s); latency p50 "
+              f"{centiles[49]:.0f} ms, p95 {centiles[94]:.0f} ms (tiny model, shared CPU)")
+    with capsys.disabled():  # shown in every run, not only when the test fails
+        print(report)
+
+
+SERVE = ("import argparse, sys; from colorful_world.server import add_arguments, main_from_args; "
+         "sys.exit(main_from_args(add_arguments(argparse.ArgumentParser()).parse_args()))")
+
+
+def test_serve_runs_as_a_process_until_sigterm(tiny_model):
+    proc = subprocess.Popen([sys.executable, "-c", SERVE, "--port", "0", "--checkpoint", str(tiny_model)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    watchdog = threading.Timer(120, proc.kill)  # a hung start must not hang the suite
+    watchdog.start()
+    try:
+        line = proc.stdout.readline()
+        assert line.startswith("serving on http://127.0.0.1:"), line + proc.stderr.read()
+        base = line.split()[2].rstrip("/")
+        assert requests.get(f"{base}/healthz", timeout=10).json()["status"] == "ok"
+        answer = requests.post(f"{base}/colorize", data=encode(photo().convert("L"), "PNG"), timeout=30)
+        assert answer.status_code == 200 and Image.open(io.BytesIO(answer.content)).size == (61, 47)
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=30) == 0, proc.stderr.read()
+    finally:
+        watchdog.cancel()
+        proc.kill()
+        proc.wait()
+
+
+def test_serve_with_a_missing_model_is_one_clear_error(tmp_path, capsys):
+    args = add_arguments(argparse.ArgumentParser()).parse_args(
+        ["--checkpoint", str(tmp_path / "missing.safetensors"), "--port", "0"])
+    assert main_from_args(args) == 2
+    error = capsys.readouterr().err
+    assert error.startswith("error: ") and "missing.safetensors" in error and error.count("\n") == 1
+
+
+def test_page_in_headless_chromium_without_javascript(url, tmp_path):
+    """Upload a photo through the plain form, with JavaScript off, and see the colour result."""
+    playwright = pytest.importorskip("playwright.sync_api")
+    if not os.access(CHROMIUM, os.X_OK):
+        if os.environ.get("CI"):
+            pytest.fail(f"no browser at {CHROMIUM}: CI must install Debian's chromium")
+        pytest.skip(f"no browser at {CHROMIUM} (apt-get install chromium)")
+    upload = tmp_path / "grandparents.jpg"
+    photo(320, 240).convert("L").save(upload, quality=90)
+    with playwright.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_context(java_script_enabled=False).new_page()
+            page.goto(f"{url}/")
+            page.set_input_files("input[name=image]", str(upload))
+            with page.expect_response(lambda r: r.url.endswith("/colorize")) as answer:
+                page.click("button[type=submit]")
+            assert answer.value.status == 200
+            assert Image.open(io.BytesIO(answer.value.body())).size == (320, 240)
+            result = page.frame_locator("iframe[name=result]").locator("img")
+            result.wait_for()
+            assert result.bounding_box()["width"] > 0
+            ARTIFACTS.mkdir(exist_ok=True)
+            (ARTIFACTS / ".gitignore").write_text("*\n")  # screenshots are for people, not for git
+            page.screenshot(path=str(ARTIFACTS / "server_page.png"), full_page=True)
+        finally:
+            browser.close()
