@@ -99,6 +99,8 @@ def load_model(path: str | Path | None) -> tuple[dict, dict, dict]:
     """(generator state_dict in float32, config, provenance) from an export or a training
     checkpoint (its EMA generator); None means the bundled model. Nothing is unpickled."""
     path = model_path(path)
+    if path.suffix == ".onnx":
+        raise CheckpointError(f"{path}: an ONNX model runs with the onnx backend (--backend onnx)")
     if path.suffix == ".safetensors":
         try:
             with safe_open(str(path), framework="pt") as f:

@@ -45,7 +45,7 @@ def _train(args) -> int:
 
 def _colorize(args) -> int:
     from colorful_world.colorize import Colorizer, colorize_files
-    colorizer = Colorizer.from_checkpoint(args.checkpoint)
+    colorizer = Colorizer.from_checkpoint(args.checkpoint, backend=args.backend)
     written, errors = colorize_files(colorizer, args.inputs, Path(args.output), progress=not args.no_progress)
     print(f"colorized {len(written)} photo(s) into {args.output}" + (f"; {len(errors)} failed" if errors else ""))
     return 1 if errors else 0
@@ -63,12 +63,17 @@ def _export(args) -> int:
     from colorful_world.checkpoint import export_generator, load_model
     from colorful_world.train import run_provenance
     state, config, saved = load_model(args.checkpoint)
-    provenance = run_provenance(Path(args.checkpoint).parent.parent, config, saved.get("step", 0))
+    steps = saved.get("step", saved.get("steps", 0))  # a training checkpoint's, or an export's
+    provenance = run_provenance(Path(args.checkpoint).parent.parent, config, steps)
     if args.data:
         from colorful_world.evaluate import evaluate
         provenance["validation"] = evaluate(args.checkpoint, args.data, args.cache_dir)
     provenance["note"] = args.note
-    export_generator(state, config, Path(args.output), fp16=args.fp16, provenance=provenance)
+    if args.onnx:
+        from colorful_world.onnx_backend import export_onnx
+        export_onnx(args.checkpoint, Path(args.output), provenance)
+    else:
+        export_generator(state, config, Path(args.output), fp16=args.fp16, provenance=provenance)
     print(f"exported {args.output} ({Path(args.output).stat().st_size / 1e6:.1f} MB)")
     return 0
 
@@ -102,14 +107,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--output", "-o", default="colorized", help="folder for OUT/<stem>.png (default: colorized)")
     p.add_argument("--checkpoint", "-c", default=None,
                    help="generator.safetensors or a training checkpoint (default: the bundled face model)")
+    p.add_argument("--backend", choices=("torch", "onnx"), default="torch",
+                   help="onnx: ONNX Runtime on the CPU, faster there (needs the onnx extra)")
     p.add_argument("--no-progress", action="store_true")
 
     p = sub.add_parser("info", help="what a model is: its config, data, steps, date and validation figures")
     p.add_argument("checkpoint", nargs="?", default=None, help="model or checkpoint (default: the bundled one)")
 
-    p = sub.add_parser("export", help="a training checkpoint's EMA generator as a small .safetensors model")
-    p.add_argument("checkpoint", help="a training checkpoint (.pt)")
+    p = sub.add_parser("export", help="a training checkpoint's EMA generator as a small .safetensors "
+                                      "(or, with --onnx, .onnx) model")
+    p.add_argument("checkpoint", help="a training checkpoint (.pt) or an exported model")
     p.add_argument("--output", "-o", required=True)
+    p.add_argument("--onnx", action="store_true", help="write an ONNX model for --backend onnx (needs the onnx extra)")
     p.add_argument("--fp16", action="store_true", help="store weights in half precision (half the size)")
     p.add_argument("--data", default=None, help="also measure it on the validation split of these photos")
     p.add_argument("--cache-dir", default=None)

@@ -23,17 +23,32 @@ from colorful_world.images import BadImageError, find_images, load_rgb
 class Colorizer:
     """Load once, colorize many: `Colorizer.from_checkpoint(path).colorize(pil_image)`."""
 
-    def __init__(self, generator: torch.nn.Module, image_size: int, device: torch.device | None = None):
-        self.device = device or rt.pick_device()
+    def __init__(self, generator, image_size: int, device: torch.device | None = None):
+        """`generator`: the torch U-Net, or an `OnnxGenerator` (which runs on the CPU)."""
+        if isinstance(generator, torch.nn.Module):
+            self.device = device or rt.pick_device()
+            generator = generator.to(self.device).eval().requires_grad_(False)
+        else:
+            self.device = torch.device("cpu")
         self.amp_dtype = rt.amp_dtype_for(self.device)
-        self.generator = generator.to(self.device).eval().requires_grad_(False)
+        self.generator = generator
         self.image_size = image_size
 
     @classmethod
-    def from_checkpoint(cls, path: str | Path | None = None, device: torch.device | None = None) -> "Colorizer":
+    def from_checkpoint(cls, path: str | Path | None = None, device: torch.device | None = None,
+                        backend: str = "torch") -> "Colorizer":
         """From an exported generator (.safetensors), a training checkpoint (.pt, its EMA
-        weights), or with no path, the face model that ships with the package."""
-        generator, config, _ = load_generator(path)
+        weights), an .onnx export, or with no path, the face model that ships with the package.
+
+        backend "onnx" runs the network on ONNX Runtime (the `onnx` extra), faster on a CPU.
+        """
+        if backend == "onnx":
+            from colorful_world.onnx_backend import load_onnx_generator
+            generator, config = load_onnx_generator(path)
+        elif backend == "torch":
+            generator, config, _ = load_generator(path)
+        else:
+            raise ValueError(f"unknown backend {backend!r}; choose torch or onnx")
         return cls(generator, config["image_size"], device)
 
     @torch.no_grad()

@@ -46,15 +46,16 @@ MAX_SIZE_FACTOR = 4  # `?size=` up to 4x the training size: 16x the work, and fa
 FORMATS = tuple(sorted({Image.registered_extensions()[s] for s in images.IMAGE_SUFFIXES}))
 
 
-def _load_torch(checkpoint: str | None) -> Colorizer:
-    from colorful_world.colorize import Colorizer  # imports torch: only once a model is wanted
-    return Colorizer.from_checkpoint(checkpoint)
+def _loader(backend: str) -> Callable[[str | None], Colorizer]:
+    def load(checkpoint: str | None) -> Colorizer:
+        from colorful_world.colorize import Colorizer  # imports torch: only once a model is wanted
+        return Colorizer.from_checkpoint(checkpoint, backend=backend)
+    return load
 
 
 # How each `--backend` loads a model into something with `colorize(image, size)`, `image_size`
-# and `generator.depth`. An ONNX Runtime backend (a small cold start on serverless) is one more
-# entry here once the package has one.
-BACKENDS: dict[str, Callable[[str | None], Colorizer]] = {"torch": _load_torch}
+# and `generator.depth`. ONNX Runtime (the onnx extra) is the faster one on a CPU.
+BACKENDS: dict[str, Callable[[str | None], Colorizer]] = {name: _loader(name) for name in ("torch", "onnx")}
 
 
 class RequestRefused(Exception):

@@ -254,8 +254,8 @@ def run_provenance(run_dir: Path, config: dict, step: int) -> dict:
     """Where an exported model comes from: data, schedule, date, its last validation figures."""
     metrics = run_dir / "metrics.jsonl"
     vals = [r for r in read_metrics(metrics) if r["kind"] == "val"] if metrics.exists() else []
-    return {"data": config["data"], "steps": step, "image_size": config["image_size"],
-            "epochs": config["epochs"], "gan_mode": config["gan_mode"],
+    return {"data": config.get("data"), "steps": step, "image_size": config["image_size"],
+            "epochs": config.get("epochs"), "gan_mode": config.get("gan_mode"),
             "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
             "validation": {k: v for k, v in vals[-1].items() if k not in ("kind", "samples")} if vals else {}}
 

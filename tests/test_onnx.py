@@ -1,0 +1,36 @@
+import subprocess
+import sys
+
+import numpy as np
+from PIL import Image
+from skimage import data as skdata
+
+from colorful_world import Colorizer
+from colorful_world.checkpoint import load_model
+
+
+def _photo() -> Image.Image:
+    return Image.fromarray(skdata.astronaut()).resize((200, 150)).convert("L")
+
+
+def test_onnx_backend_matches_torch_within_one_level(tiny_model, tmp_path, monkeypatch):
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))  # where the converted model goes
+    torch_out = np.asarray(Colorizer.from_checkpoint(tiny_model).colorize(_photo(), size=64), dtype=int)
+    onnx_colorizer = Colorizer.from_checkpoint(tiny_model, backend="onnx")
+    onnx_out = np.asarray(onnx_colorizer.colorize(_photo(), size=64), dtype=int)
+    assert onnx_out.shape == torch_out.shape == (150, 200, 3)
+    assert np.abs(onnx_out - torch_out).max() <= 1  # 1/255 per channel
+    assert len(list((tmp_path / "cache").rglob("*.onnx"))) == 1  # converted once, then reused
+
+
+def test_export_onnx_keeps_config_and_provenance(tiny_model, tmp_path):
+    out = tmp_path / "model.onnx"
+    result = subprocess.run([sys.executable, "-m", "colorful_world", "export", str(tiny_model), "--onnx",
+                             "--output", str(out), "--note", "for a small server"], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    colorizer = Colorizer.from_checkpoint(out, backend="onnx")
+    assert colorizer.image_size == load_model(tiny_model)[1]["image_size"]
+    assert colorizer.colorize(_photo()).size == (200, 150)
+    import onnx
+    metadata = {p.key: p.value for p in onnx.load(str(out)).metadata_props}
+    assert "for a small server" in metadata["provenance"]
