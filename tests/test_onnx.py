@@ -34,3 +34,17 @@ def test_export_onnx_keeps_config_and_provenance(tiny_model, tmp_path):
     import onnx
     metadata = {p.key: p.value for p in onnx.load(str(out)).metadata_props}
     assert "for a small server" in metadata["provenance"]
+
+
+def test_server_runs_on_the_onnx_backend(tiny_model, tmp_path, monkeypatch):
+    import io
+
+    import requests
+    from test_server import encode, serving
+
+    from colorful_world.server import create_app
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    with serving(create_app(checkpoint=str(tiny_model), backend="onnx")) as base:
+        answer = requests.post(f"{base}/colorize", files={"image": encode(_photo(), "PNG")}, timeout=60)
+    assert answer.status_code == 200 and answer.headers["Content-Type"] == "image/png"
+    assert Image.open(io.BytesIO(answer.content)).size == (200, 150)
