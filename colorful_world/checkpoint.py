@@ -68,6 +68,26 @@ def latest_checkpoint(run_dir: Path) -> tuple[Path, dict]:
     raise CheckpointError(f"{run_dir}: no checkpoint to resume from ({detail})")
 
 
+def newest_model(run_dir: str | Path) -> Path | None:
+    """The run's newest model: its export, or a later checkpoint of a run still training."""
+    run_dir = Path(run_dir)
+    candidates = [p for p in (run_dir / EXPORT_NAME, *list_checkpoints(run_dir)[-1:]) if p.is_file()]
+    return max(candidates, key=lambda p: p.stat().st_mtime, default=None)
+
+
+def find_model(checkpoint: str | Path | None = None, run_dir: str | Path | None = None) -> Path | None:
+    """The model to load: `checkpoint` (a model file, or a run folder: its newest model), else the
+    newest model of `run_dir`, else None, which stands for the bundled model."""
+    if not checkpoint:
+        return newest_model(run_dir) if run_dir else None
+    if not Path(checkpoint).is_dir():
+        return Path(checkpoint)
+    model = newest_model(checkpoint)
+    if model is None:
+        raise CheckpointError(f"{checkpoint}: no model in this run folder yet")
+    return model
+
+
 def prune_checkpoints(run_dir: Path, keep: int) -> None:
     for path in list_checkpoints(run_dir)[:-keep]:
         path.unlink(missing_ok=True)
