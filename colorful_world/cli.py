@@ -20,6 +20,8 @@ TRAIN_HELP = {
     "max_images": "use only the first N photos (0 = all), for a quick try",
     "min_colourfulness": "drop training photos less colourful than this (0-100 scale; grey is ~0)",
     "cache_dir": "where decoded photos are cached (default ~/.cache/colorful_world)",
+    "data_on_device": "keep the decoded uint8 photos on the GPU and augment there",
+    "log_every": "steps between lines of metrics.jsonl (losses, seconds per step, share of time spent on data)",
 }
 
 

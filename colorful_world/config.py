@@ -35,6 +35,7 @@ class TrainConfig:
     max_images: int = 0  # 0: all; a small number for a quick try
     min_colourfulness: float = 5.0  # drop near-grey photos from training
     seed: int = 0
+    data_on_device: bool = False  # keep the decoded photos on the GPU and crop there
     cache_dir: str = ""  # "" -> ~/.cache/colorful_world (/content/cache on Colab)
     export_fp16: bool = False
 

@@ -58,6 +58,7 @@ def test_run_killed_mid_epoch_resumes_to_the_same_weights(synthetic_folder, tmp_
     assert straight["opt_g"]["state"][0]["exp_avg"].equal(resumed["opt_g"]["state"][0]["exp_avg"])
     records = [json.loads(line) for line in (killed / "metrics.jsonl").read_text().splitlines()]
     steps_logged = [r["step"] for r in records if r["kind"] == "train"]
+    assert all(0 <= r["data_wait"] < 1 for r in records if r["kind"] == "train")
     assert steps_logged == list(range(5, 3 * STEPS_PER_EPOCH + 1, 5))  # redone past the checkpoint, not doubled
 
     again = subprocess.run(train_command(synthetic_folder, killed, cache), capture_output=True, text=True)
