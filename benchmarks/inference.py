@@ -1,0 +1,58 @@
+"""Inference speed, side by side in one run: a photo colorized end to end (decode, Lab, model,
+upsample, PNG encode) with torch eager and with ONNX Runtime, and the bare forward pass of the
+pix2pix reference generator (`unet_256`: 8 levels, width 64, 54.4M parameters) at 256 px.
+
+    python benchmarks/inference.py [--checkpoint CKPT] [--photo-size 1024] [--runs 10]
+"""
+
+import argparse
+import json
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+from skimage import data as skdata
+
+from common import median_seconds
+from colorful_world import Colorizer
+from colorful_world.models import UNet, count_parameters
+
+
+def end_to_end_ms(colorizer: Colorizer, photo: Path, out: Path, runs: int) -> float:
+    return 1000 * median_seconds(lambda: colorizer.colorize(photo).save(out), runs)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--checkpoint", default=None, help="default: the bundled face model")
+    parser.add_argument("--photo-size", type=int, default=1024)
+    parser.add_argument("--runs", type=int, default=10)
+    args = parser.parse_args()
+
+    torch_colorizer = Colorizer.from_checkpoint(args.checkpoint)
+    onnx_colorizer = Colorizer.from_checkpoint(args.checkpoint, backend="onnx")
+    reference = UNet(base_channels=64, depth=8).eval()
+    figures = {"threads": torch.get_num_threads(), "photo": f"{args.photo_size}x{args.photo_size} JPEG -> PNG",
+               "model_parameters": count_parameters(torch_colorizer.generator),
+               "reference_parameters": count_parameters(reference)}
+    with tempfile.TemporaryDirectory() as tmp:
+        photo, out = Path(tmp) / "photo.jpg", Path(tmp) / "photo.png"
+        grey = Image.fromarray(skdata.astronaut()).convert("L").resize((args.photo_size, args.photo_size))
+        grey.save(photo, quality=90)
+        figures["torch_end_to_end_ms"] = end_to_end_ms(torch_colorizer, photo, out, args.runs)
+        figures["onnx_end_to_end_ms"] = end_to_end_ms(onnx_colorizer, photo, out, args.runs)
+        a, b = (np.asarray(c.colorize(photo), dtype=int) for c in (torch_colorizer, onnx_colorizer))
+        figures["onnx_vs_torch_max_difference"] = int(np.abs(a - b).max())
+    with torch.no_grad():
+        sample = torch.randn(1, 1, 256, 256)
+        figures["reference_forward_256_ms"] = 1000 * median_seconds(lambda: reference(sample), args.runs)
+    figures["onnx_speedup_over_torch"] = figures["torch_end_to_end_ms"] / figures["onnx_end_to_end_ms"]
+    figures["reference_forward_over_onnx_end_to_end"] = (figures["reference_forward_256_ms"]
+                                                          / figures["onnx_end_to_end_ms"])
+    print(json.dumps(figures, indent=2))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,69 @@
+"""Training throughput, side by side in one run: images per second and the share of each step
+spent waiting for data (fetch from the uint8 cache, crop, flip, copy to the device), per phase,
+for a model configuration at 128 and 256 px.
+
+    python benchmarks/training.py [--device cuda] [--steps 5] [--base-channels 32 --max-channels 256]
+"""
+
+import argparse
+import json
+import time
+from dataclasses import asdict
+
+import torch
+
+from common import median_seconds
+from colorful_world.config import TrainConfig
+from colorful_world.data import CROP_MARGIN, augment
+from colorful_world.models import PatchDiscriminator, build_generator
+from colorful_world.runtime import Runtime, amp_dtype_for
+from colorful_world.train import train_step
+
+
+def throughput(config: TrainConfig, run: Runtime, steps: int) -> dict:
+    G = build_generator(asdict(config)).to(run.device)
+    D = PatchDiscriminator(config.disc_channels, config.disc_layers).to(run.device)
+    opt_g = torch.optim.Adam(G.parameters(), lr=config.lr, betas=(config.beta1, 0.999))
+    opt_d = torch.optim.Adam(D.parameters(), lr=config.lr, betas=(config.beta1, 0.999))
+    scaler = torch.amp.GradScaler(run.device.type, enabled=run.amp_dtype == torch.float16)
+    side = round(config.image_size * CROP_MARGIN)
+    cache = torch.randint(0, 256, (8 * config.batch_size, 3, side, side), dtype=torch.uint8)
+    generator = torch.Generator().manual_seed(0)
+
+    def fetch() -> torch.Tensor:
+        index = torch.randint(0, len(cache), (config.batch_size,), generator=generator)
+        return augment(cache[index], config.image_size, generator).to(run.device).float() / 255
+
+    figures = {}
+    for phase, gan in (("l1", False), ("gan", True)):
+        data = median_seconds(fetch, steps)
+        compute = median_seconds(lambda: train_step(fetch(), G, D, opt_g, opt_d, scaler, config, gan, run),
+                                 steps) - data
+        figures[phase] = {"images_per_second": config.batch_size / (data + compute),
+                          "data_wait_share": data / (data + compute)}
+    return figures
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--steps", type=int, default=5)
+    parser.add_argument("--batch-size", type=int, default=16)
+    parser.add_argument("--base-channels", type=int, default=64)
+    parser.add_argument("--max-channels", type=int, default=512)
+    parser.add_argument("--disc-channels", type=int, default=64)
+    args = parser.parse_args()
+    device = torch.device(args.device)
+    run = Runtime(device, amp_dtype_for(device))
+    figures = {"device": str(device), "threads": torch.get_num_threads(), "batch_size": args.batch_size}
+    started = time.perf_counter()
+    for size in (128, 256):
+        config = TrainConfig(image_size=size, batch_size=args.batch_size, base_channels=args.base_channels,
+                             max_channels=args.max_channels, disc_channels=args.disc_channels)
+        figures[f"{size}px"] = throughput(config, run, args.steps)
+    figures["seconds"] = time.perf_counter() - started
+    print(json.dumps(figures, indent=2))
+
+
+if __name__ == "__main__":
+    main()
