@@ -183,8 +183,9 @@ def _colorize_png(colorizer: Colorizer, data: bytes, size: int | None, max_pixel
         colour = colorizer.colorize(image, size=size)
     except (ValueError, OSError) as err:  # BadImageError, or a mode or profile PIL cannot convert
         raise RequestRefused(422, f"this photo cannot be colorized: {err}") from None
+    from colorful_world.colorize import save_png  # with torch, already loaded by the model
     buffer = io.BytesIO()
-    colour.save(buffer, format="PNG")
+    save_png(colour, buffer)
     return buffer.getvalue()
 
 

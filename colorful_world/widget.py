@@ -19,7 +19,7 @@ from PIL import Image
 
 from colorful_world.checkpoint import CheckpointError, find_model
 from colorful_world.color import model_to_rgb, rgb_to_model
-from colorful_world.colorize import Colorizer
+from colorful_world.colorize import Colorizer, save_png
 from colorful_world.images import BadImageError, open_image, split_alpha
 from colorful_world.paths import on_colab
 
@@ -85,7 +85,7 @@ def png_bytes(image: Image.Image, side: int | None = None) -> bytes:
         image = image.copy()
         image.thumbnail((side, side))
     buffer = io.BytesIO()
-    image.save(buffer, format="PNG")
+    save_png(image, buffer)
     return buffer.getvalue()
 
 
