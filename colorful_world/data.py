@@ -9,6 +9,7 @@ import hashlib
 import json
 import os
 import random
+import tempfile
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -71,6 +72,14 @@ def _decode(path: Path, size: int) -> np.ndarray:
     return np.asarray(image.crop((left, top, left + size, top + size))).transpose(2, 0, 1)
 
 
+def _temp_beside(path: Path) -> Path:
+    """A temporary name of this build's own: two runs decoding the same photos at once each
+    write a complete copy, and the last rename wins."""
+    fd, name = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
+    os.close(fd)
+    return Path(name)
+
+
 @dataclass
 class ImageCache:
     images: np.ndarray  # (N, 3, S, S) uint8, memory-mapped
@@ -90,7 +99,7 @@ def build_cache(files: list[Path], size: int, cache_dir: Path, progress: bool = 
                           np.array(index["colourfulness"], dtype=np.float32), index["bad"])
 
     cache_dir.mkdir(parents=True, exist_ok=True)
-    tmp_path = array_path.with_name(array_path.name + ".tmp")
+    tmp_path = _temp_beside(array_path)
     images = np.lib.format.open_memmap(tmp_path, mode="w+", dtype=np.uint8,
                                        shape=(len(files), 3, size, size))
     scores = np.full(len(files), np.nan, dtype=np.float32)  # NaN marks an unreadable file
@@ -111,7 +120,9 @@ def build_cache(files: list[Path], size: int, cache_dir: Path, progress: bool = 
     del images
     os.replace(tmp_path, array_path)  # publish only a complete cache
     index = {"files": [str(f) for f in files], "colourfulness": scores.tolist(), "bad": sorted(bad)}
-    index_path.write_text(json.dumps(index))
+    tmp_index = _temp_beside(index_path)
+    tmp_index.write_text(json.dumps(index))
+    os.replace(tmp_index, index_path)
     return ImageCache(np.load(array_path, mmap_mode="r"), index["files"], scores, index["bad"])
 
 

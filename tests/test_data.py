@@ -56,3 +56,12 @@ def test_data_lfw_gets_the_photos_through_the_downloader(mixed_folder, tmp_path,
     monkeypatch.setattr(download, "prepare_lfw", lambda: calls.append(1) or mixed_folder)
     splits = data.load_splits("lfw", 32, 0.2, 0, 5.0, tmp_path / "cache", progress=False)
     assert calls == [1] and len(splits.train) + len(splits.val) == 30
+
+
+def test_two_runs_decoding_the_same_photos_at_once_both_succeed(mixed_folder, tmp_path):
+    from concurrent.futures import ThreadPoolExecutor
+    files = sorted(mixed_folder.glob("synthetic_*.png"))
+    with ThreadPoolExecutor(2) as pool:
+        caches = list(pool.map(lambda _: data.build_cache(files, 36, tmp_path / "cache", False), range(2)))
+    assert np.array_equal(caches[0].images, caches[1].images)
+    assert not list((tmp_path / "cache").glob("*.tmp"))
