@@ -8,24 +8,18 @@ for a model configuration at 128 and 256 px.
 import argparse
 import json
 import time
-from dataclasses import asdict
 
 import torch
 
 from common import median_seconds
 from colorful_world.config import TrainConfig
 from colorful_world.data import CROP_MARGIN, augment
-from colorful_world.models import PatchDiscriminator, build_generator
-from colorful_world.runtime import Runtime, amp_dtype_for
-from colorful_world.train import train_step
+from colorful_world.runtime import Runtime, local
+from colorful_world.train import build_training, train_step
 
 
 def throughput(config: TrainConfig, run: Runtime, steps: int) -> dict:
-    G = build_generator(asdict(config)).to(run.device)
-    D = PatchDiscriminator(config.disc_channels, config.disc_layers).to(run.device)
-    opt_g = torch.optim.Adam(G.parameters(), lr=config.lr, betas=(config.beta1, 0.999))
-    opt_d = torch.optim.Adam(D.parameters(), lr=config.lr, betas=(config.beta1, 0.999))
-    scaler = torch.amp.GradScaler(run.device.type, enabled=run.amp_dtype == torch.float16)
+    G, D, opt_g, opt_d, scaler = build_training(config, run)
     side = round(config.image_size * CROP_MARGIN)
     cache = torch.randint(0, 256, (8 * config.batch_size, 3, side, side), dtype=torch.uint8)
     generator = torch.Generator().manual_seed(0)
@@ -54,7 +48,7 @@ def main() -> None:
     parser.add_argument("--disc-channels", type=int, default=64)
     args = parser.parse_args()
     device = torch.device(args.device)
-    run = Runtime(device, amp_dtype_for(device))
+    run = local(device)
     figures = {"device": str(device), "threads": torch.get_num_threads(), "batch_size": args.batch_size}
     started = time.perf_counter()
     for size in (128, 256):

@@ -32,11 +32,10 @@ class Colorizer:
     def __init__(self, generator, image_size: int, device: torch.device | None = None):
         """`generator`: the torch U-Net, or an `OnnxGenerator` (which runs on the CPU)."""
         if isinstance(generator, torch.nn.Module):
-            self.device = device or rt.pick_device()
-            generator = generator.to(self.device).eval().requires_grad_(False)
+            self.runtime = rt.local(device)
+            generator = generator.to(self.runtime.device).eval().requires_grad_(False)
         else:
-            self.device = torch.device("cpu")
-        self.amp_dtype = rt.amp_dtype_for(self.device)
+            self.runtime = rt.local(torch.device("cpu"))
         self.generator = generator
         self.image_size = image_size
 
@@ -69,11 +68,11 @@ class Colorizer:
         if size % step:
             raise ValueError(f"working size {size} must be a multiple of {step}")
         rgb, alpha = load_rgb(image)
-        lab = rgb_to_lab(torch.from_numpy(rgb).to(self.device).permute(2, 0, 1)[None].float() / 255)
+        lab = rgb_to_lab(torch.from_numpy(rgb).to(self.runtime.device).permute(2, 0, 1)[None].float() / 255)
         light = lab[:, :1]
         small = F.interpolate(light, size=(size, size), mode="bilinear",
                               antialias=True, align_corners=False)
-        with torch.autocast(self.device.type, dtype=self.amp_dtype, enabled=self.amp_dtype is not None):
+        with self.runtime.autocast():
             ab = self.generator(normalize_l(small)).float() * AB_SCALE
         ab = F.interpolate(ab, size=light.shape[-2:], mode="bilinear", align_corners=False)
         out = lab_to_rgb(torch.cat([light, ab], dim=1))[0]

@@ -19,8 +19,8 @@ def evaluate(checkpoint: str | Path | None, data: str, cache_dir: str | Path | N
     training set's mean colour. A useful colorizer beats both on ab L1 and PSNR.
     """
     generator, config, _ = load_generator(checkpoint)
-    device = rt.pick_device()
-    amp = rt.amp_dtype_for(device)
+    run = rt.local()
+    device = run.device
     generator.to(device)
     splits = load_splits(data, config["image_size"], config["val_fraction"], config["seed"],
                          config["min_colourfulness"], Path(cache_dir) if cache_dir else decoded_cache_dir(),
@@ -28,7 +28,7 @@ def evaluate(checkpoint: str | Path | None, data: str, cache_dir: str | Path | N
     mean = torch.tensor(config.get("mean_ab") or mean_ab(splits.train), device=device).view(1, 2, 1, 1)
 
     def model(l_norm):
-        with torch.autocast(device.type, dtype=amp, enabled=amp is not None):
+        with run.autocast():
             return generator(l_norm)
 
     predictors = {

@@ -47,12 +47,17 @@ def amp_dtype_for(device: torch.device) -> torch.dtype | None:
     return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
 
 
+def local(device: torch.device | None = None) -> Runtime:
+    """One process on `device` (default: the best one here), with that device's precision."""
+    device = device or pick_device()
+    return Runtime(device, amp_dtype_for(device))
+
+
 def setup() -> Runtime:
     """Single process, or one rank of a `torchrun` job (nccl on GPUs, gloo on CPUs)."""
     world_size = int(os.environ.get("WORLD_SIZE", "1"))
     if world_size == 1:
-        device = pick_device()
-        return Runtime(device, amp_dtype_for(device))
+        return local()
     local_rank = int(os.environ.get("LOCAL_RANK", "0"))
     device = pick_device(local_rank)
     if device.type == "cuda":

@@ -83,6 +83,19 @@ def train_step(rgb, G, D, opt_g, opt_d, scaler, config: TrainConfig, gan_phase: 
     return logs
 
 
+def build_training(config: TrainConfig, run: rt.Runtime):
+    """(G, D, their Adam optimizers, the grad scaler) as the config describes them, on the run's
+    device (channels_last on CUDA); the scaler only works under fp16."""
+    G = build_generator(asdict(config)).to(run.device)
+    D = PatchDiscriminator(config.disc_channels, config.disc_layers).to(run.device)
+    if run.device.type == "cuda":
+        G, D = G.to(memory_format=torch.channels_last), D.to(memory_format=torch.channels_last)
+    opt_g = torch.optim.Adam(G.parameters(), lr=config.lr, betas=(config.beta1, 0.999))
+    opt_d = torch.optim.Adam(D.parameters(), lr=config.lr, betas=(config.beta1, 0.999))
+    scaler = torch.amp.GradScaler(run.device.type, enabled=run.amp_dtype == torch.float16)
+    return G, D, opt_g, opt_d, scaler
+
+
 def _rng_state(run: rt.Runtime) -> dict:
     state = {"torch": torch.get_rng_state()}
     if run.device.type == "cuda":
@@ -167,15 +180,9 @@ def _train(config: TrainConfig, state: dict | None, resumed_from: Path | None, r
         say(f"  skipped {line}")
     run_config = asdict(config) | {"mean_ab": mean_ab(splits.train)}
 
-    G = build_generator(asdict(config)).to(run.device)
-    D = PatchDiscriminator(config.disc_channels, config.disc_layers).to(run.device)
-    if run.device.type == "cuda":
-        G, D = G.to(memory_format=torch.channels_last), D.to(memory_format=torch.channels_last)
+    G, D, opt_g, opt_d, scaler = build_training(config, run)
     ema = copy.deepcopy(G).eval().requires_grad_(False)
     say(f"generator: {count_parameters(G):,} parameters; discriminator: {count_parameters(D):,}")
-    opt_g = torch.optim.Adam(G.parameters(), lr=config.lr, betas=(config.beta1, 0.999))
-    opt_d = torch.optim.Adam(D.parameters(), lr=config.lr, betas=(config.beta1, 0.999))
-    scaler = torch.amp.GradScaler(run.device.type, enabled=run.amp_dtype == torch.float16)
 
     step = 0
     if state is not None:
