@@ -12,7 +12,7 @@ writes the executed notebook next to the run's checkpoints, as RUN/train.ipynb.
 
 Parameters (the notebook's; a YAML file may give any of them by name, and flags win over it):
   --data lfw|FOLDER|ARCHIVE  photos to learn from: LFW (downloaded once), a folder, a .tgz/.zip
-  --image-size N             side the network trains at (256)
+  --image-size N             side the network trains at (128)
   --epochs N                 (20)
   --batch-size N             (16)
   --run-name NAME            the run's folder name (faces)

@@ -7,7 +7,7 @@ import sys
 from dataclasses import fields
 from pathlib import Path
 
-from colorful_world.config import TrainConfig
+from colorful_world.config import PRESETS, TrainConfig
 
 TRAIN_HELP = {
     "data": "folder of colour photos (searched recursively), a .tgz/.tar/.zip of one, or 'lfw' to download LFW",
@@ -22,6 +22,8 @@ TRAIN_HELP = {
     "cache_dir": "where decoded photos are cached (default ~/.cache/colorful_world)",
     "data_on_device": "keep the decoded uint8 photos on the GPU and augment there",
     "log_every": "steps between lines of metrics.jsonl (losses, seconds per step, share of time spent on data)",
+    "max_minutes": "stop after this many minutes of training, counted across resumes: checkpoint, "
+                   "validate and export as at the end (0 = no limit; --resume with a higher one goes on)",
 }
 
 
@@ -34,6 +36,9 @@ def _add_train(sub) -> None:
         else:
             p.add_argument(flag, type=type(f.default), default=None,
                            help=(TRAIN_HELP.get(f.name, "") + f" (default: {f.default})").strip())
+    p.add_argument("--preset", choices=sorted(PRESETS), default=None,
+                   help="start from a known configuration (pix2pix: the reference unet_256 + 70 px PatchGAN, "
+                        "lambda 100, 256 px, no warm start, no EMA); flags given beside it win")
     p.add_argument("--resume", action="store_true", help="continue the latest checkpoint in --out")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
 
@@ -41,6 +46,7 @@ def _add_train(sub) -> None:
 def _train(args) -> int:
     from colorful_world.train import train
     given = {f.name: getattr(args, f.name) for f in fields(TrainConfig) if getattr(args, f.name) is not None}
+    given = PRESETS.get(args.preset, {}) | given
     train(TrainConfig(**given), resume=args.resume, overrides=given, progress=not args.no_progress)
     return 0
 
@@ -82,7 +88,7 @@ def _export(args) -> int:
 
 def _evaluate(args) -> int:
     from colorful_world.evaluate import evaluate, format_table
-    results = evaluate(args.checkpoint, args.data, args.cache_dir, progress=not args.no_progress)
+    results = evaluate(args.checkpoint, args.data, args.cache_dir, progress=not args.no_progress, size=args.size)
     print(format_table(results))
     if args.json:
         Path(args.json).write_text(json.dumps(results, indent=2))
@@ -130,6 +136,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data", required=True, help="the photos the model was trained on (same split is used)")
     p.add_argument("--checkpoint", "-c", default=None, help="default: the bundled face model")
     p.add_argument("--cache-dir", default=None)
+    p.add_argument("--size", type=int, default=None,
+                   help="score at this side in pixels (default: the model's own): the model colorizes at its "
+                        "size and its colour is resized to this one, as for any photo; compares models of "
+                        "different sizes")
     p.add_argument("--json", default=None, help="also write the figures to this JSON file")
     p.add_argument("--no-progress", action="store_true")
 

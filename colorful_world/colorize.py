@@ -70,16 +70,23 @@ class Colorizer:
         rgb, alpha = load_rgb(image)
         lab = rgb_to_lab(torch.from_numpy(rgb).to(self.runtime.device).permute(2, 0, 1)[None].float() / 255)
         light = lab[:, :1]
-        small = F.interpolate(light, size=(size, size), mode="bilinear",
-                              antialias=True, align_corners=False)
-        with self.runtime.autocast():
-            ab = self.generator(normalize_l(small)).float() * AB_SCALE
-        ab = F.interpolate(ab, size=light.shape[-2:], mode="bilinear", align_corners=False)
+        ab = predict_ab(self.generator, normalize_l(light), size, self.runtime) * AB_SCALE
         out = lab_to_rgb(torch.cat([light, ab], dim=1))[0]
         pixels = (out.permute(1, 2, 0) * 255 + 0.5).clamp(0, 255).byte().cpu().numpy()
         if alpha is not None:
             return Image.fromarray(np.dstack([pixels, alpha]), "RGBA")
         return Image.fromarray(pixels, "RGB")
+
+
+def predict_ab(generator, l_norm: torch.Tensor, size: int, runtime: rt.Runtime) -> torch.Tensor:
+    """ab in model units for normalised L of any size: the network works at size x size, and
+    its colour is resized back (chroma carries little detail, so this costs no sharpness)."""
+    own = l_norm.shape[-2:] == (size, size)
+    small = l_norm if own else F.interpolate(l_norm, size=(size, size), mode="bilinear",
+                                             antialias=True, align_corners=False)
+    with runtime.autocast():
+        ab = generator(small).float()
+    return ab if own else F.interpolate(ab, size=l_norm.shape[-2:], mode="bilinear", align_corners=False)
 
 
 def expand_inputs(inputs: Iterable[str | Path]) -> list[Path]:

@@ -8,6 +8,13 @@ from dataclasses import dataclass
 
 GAN_MODES = ("vanilla", "lsgan")
 
+# The pix2pix reference (Isola et al.'s unet_256 + 70 px PatchGAN, lambda 100, no warm start, no EMA),
+# for side-by-side comparisons: `colorful-world train --preset pix2pix`.
+PRESETS = {
+    "pix2pix": {"image_size": 256, "base_channels": 64, "max_channels": 512, "disc_channels": 64,
+                "disc_layers": 3, "lambda_l1": 100.0, "gan_mode": "vanilla", "l1_epochs": 0, "ema_decay": 0.0},
+}
+
 
 @dataclass
 class TrainConfig:
@@ -15,17 +22,18 @@ class TrainConfig:
     out: str = ""  # "" -> runs/faces, or Drive's colorful_world/runs/faces on Colab
     epochs: int = 20
     l1_epochs: int = 2  # phase 1: L1 only, before the discriminator joins
-    image_size: int = 256
+    max_minutes: float = 0.0  # stop (checkpoint, validate, export) after this much training; 0: no limit
+    image_size: int = 128
     batch_size: int = 16
     lr: float = 2e-4
     beta1: float = 0.5
     lambda_l1: float = 100.0
     gan_mode: str = "vanilla"  # or "lsgan"
-    base_channels: int = 64
+    base_channels: int = 32
     depth: int = 0  # 0: as deep as the image size allows, at most 8 (pix2pix unet_256)
-    max_channels: int = 512  # the U-Net's widest level; 256 quarters the deepest layers' weights
+    max_channels: int = 256  # the U-Net's widest level; pix2pix's 512 quadruples the deepest layers' weights
     dropout: float = 0.5
-    disc_channels: int = 64
+    disc_channels: int = 32
     disc_layers: int = 3  # 3 -> 70 px receptive field
     ema_decay: float = 0.999
     save_every: int = 500  # steps between checkpoints (and one at each epoch end)

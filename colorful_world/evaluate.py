@@ -6,14 +6,17 @@ import torch
 
 from colorful_world import runtime as rt
 from colorful_world.checkpoint import load_generator
+from colorful_world.colorize import predict_ab
 from colorful_world.data import load_splits
 from colorful_world.paths import decoded_cache_dir
 from colorful_world.metrics import mean_ab, score
 
 
 def evaluate(checkpoint: str | Path | None, data: str, cache_dir: str | Path | None = None,
-             progress: bool = True) -> dict[str, dict[str, float]]:
-    """Score on the validation split the model was trained with (same seed, same people held out).
+             progress: bool = True, size: int | None = None) -> dict[str, dict[str, float]]:
+    """Score on the validation split the model was trained with (same seed, same people held out),
+    at `size` px (default: the model's own; otherwise it colorizes at its own size and its colour
+    is resized, as `colorize` does for any photo).
 
     Baselines: 'grey' predicts no colour at all; 'mean_colour' paints every pixel with the
     training set's mean colour. A useful colorizer beats both on ab L1 and PSNR.
@@ -22,17 +25,14 @@ def evaluate(checkpoint: str | Path | None, data: str, cache_dir: str | Path | N
     run = rt.local()
     device = run.device
     generator.to(device)
-    splits = load_splits(data, config["image_size"], config["val_fraction"], config["seed"],
+    own = config["image_size"]
+    splits = load_splits(data, size or own, config["val_fraction"], config["seed"],
                          config["min_colourfulness"], Path(cache_dir) if cache_dir else decoded_cache_dir(),
                          config.get("max_images") or None, progress)
     mean = torch.tensor(config.get("mean_ab") or mean_ab(splits.train), device=device).view(1, 2, 1, 1)
 
-    def model(l_norm):
-        with run.autocast():
-            return generator(l_norm)
-
     predictors = {
-        "model": model,
+        "model": lambda l_norm: predict_ab(generator, l_norm, own, run),
         "grey": lambda l_norm: torch.zeros_like(l_norm).repeat(1, 2, 1, 1),
         "mean_colour": lambda l_norm: mean.expand(len(l_norm), 2, *l_norm.shape[-2:]),
     }

@@ -71,6 +71,15 @@ def teardown(runtime: Runtime) -> None:
         dist.destroy_process_group()
 
 
+def agree(flag: bool, runtime: Runtime) -> bool:
+    """Rank 0's flag on every rank, so that all of them stop at the same step."""
+    if not runtime.distributed:
+        return flag
+    shared = torch.tensor([float(flag)], device=runtime.device)
+    dist.broadcast(shared, src=0)
+    return bool(shared.item())
+
+
 def barrier(runtime: Runtime) -> None:
     if runtime.distributed:
         dist.barrier()

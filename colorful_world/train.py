@@ -204,6 +204,11 @@ def _train(config: TrainConfig, state: dict | None, resumed_from: Path | None, r
         raise ValueError(f"{len(splits.train)} training photos is less than one batch of "
                          f"{per_rank} x {run.world_size} processes")
     total = steps_per_epoch * config.epochs
+    # Training time, counted across resumes, for --max-minutes (one clock for all ranks: rank 0's).
+    started = time.perf_counter() - (state.get("elapsed", 0.0) if state is not None else 0.0)
+
+    def out_of_time() -> bool:
+        return bool(config.max_minutes) and rt.agree(time.perf_counter() - started >= 60 * config.max_minutes, run)
 
     def save() -> None:
         if run.is_main:
@@ -211,6 +216,7 @@ def _train(config: TrainConfig, state: dict | None, resumed_from: Path | None, r
                 "G": G.state_dict(), "D": D.state_dict(), "ema": ema.state_dict(),
                 "opt_g": opt_g.state_dict(), "opt_d": opt_d.state_dict(), "scaler": scaler.state_dict(),
                 "step": step, "epoch": step // steps_per_epoch, "rng": _rng_state(run), "config": run_config,
+                "elapsed": time.perf_counter() - started,
             }, ckpt.checkpoint_path(out, step))
             ckpt.prune_checkpoints(out, config.keep_checkpoints)
         rt.barrier(run)
@@ -221,8 +227,9 @@ def _train(config: TrainConfig, state: dict | None, resumed_from: Path | None, r
     # --data-on-device: the uint8 cache lives on the GPU (a quarter of float32), crops happen there.
     images = splits.train.to(run.device) if config.data_on_device else splits.train
     tick, ticked, waited = time.perf_counter(), step, 0.0
+    first_step = step
     with rt.GracefulStop(enabled=not run.distributed) as stop:
-        while step < total:
+        while step < total and not out_of_time():
             epoch, index = divmod(step, steps_per_epoch)
             gan_phase = epoch >= config.l1_epochs
             order = epoch_order(len(splits.train), epoch, config.seed)
@@ -252,6 +259,12 @@ def _train(config: TrainConfig, state: dict | None, resumed_from: Path | None, r
                 bar.close()
                 raise KeyboardInterrupt(f"stopped at step {step}; continue with --resume --out {out}")
     bar.close()
+    if step < total:  # --max-minutes ran out mid-epoch: score and keep what there is
+        say(f"--max-minutes {config.max_minutes:g} spent at step {step} of {total}")
+        if step % steps_per_epoch and step > first_step:  # not already scored and saved
+            if run.is_main:
+                validate(ema, splits.val, run, out, step // steps_per_epoch, step, log)
+            save()
 
     export = out / ckpt.EXPORT_NAME
     if run.is_main:

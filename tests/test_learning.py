@@ -18,3 +18,8 @@ def test_trained_generator_beats_the_mean_colour_on_held_out_photos(synthetic_fo
     assert ours["colourfulness_ratio"] > 0.5
     assert (tmp_path / "run" / "metrics.png").stat().st_size > 0
     assert len(list((tmp_path / "run" / "samples").glob("epoch_*.png"))) == 40
+
+    # Scored at twice its size, as a bigger photo is colorized: still well ahead of the baselines.
+    larger = evaluate(model, str(synthetic_folder), tmp_path / "cache", progress=False, size=64)
+    assert larger["model"]["photos"] == 40 and larger["model"]["psnr"] != ours["psnr"]
+    assert larger["model"]["ab_l1"] < 0.6 * larger["mean_colour"]["ab_l1"]

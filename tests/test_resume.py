@@ -79,3 +79,19 @@ def test_ctrl_c_stops_at_a_step_boundary_with_a_checkpoint(synthetic_folder, tmp
     assert proc.returncode == 130 and "--resume" in stderr
     step = load_checkpoint(list_checkpoints(out)[-1])["step"]
     assert 5 <= step < 3 * STEPS_PER_EPOCH and step % STEPS_PER_EPOCH != 0
+
+
+def test_max_minutes_ends_a_run_like_its_last_epoch_and_resume_goes_on(synthetic_folder, tmp_path):
+    out, cache = tmp_path / "run", tmp_path / "cache"
+    command = train_command(synthetic_folder, out, cache) + ["--max-minutes", "0.001"]  # 60 ms
+    subprocess.run(command, check=True, capture_output=True)
+    stopped = final_state(out)
+    assert 1 <= stopped["step"] < 3 * STEPS_PER_EPOCH and stopped["elapsed"] >= 0.06
+    assert (out / "generator.safetensors").exists()  # exported as at a normal end
+    records = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in records if r["kind"] == "val"][-1] == stopped["step"]
+
+    subprocess.run(command + ["--resume"], check=True, capture_output=True)  # budget spent: no step
+    assert final_state(out)["step"] == stopped["step"]
+    subprocess.run(command + ["--resume", "--max-minutes", "0"], check=True, capture_output=True)
+    assert final_state(out)["step"] == 3 * STEPS_PER_EPOCH
