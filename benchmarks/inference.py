@@ -17,7 +17,7 @@ from skimage import data as skdata
 
 from common import median_seconds
 from colorful_world import Colorizer
-from colorful_world.colorize import save_png
+from colorful_world.png import save_png
 from colorful_world.models import UNet, count_parameters
 
 

@@ -22,6 +22,7 @@ TRAIN_HELP = {
     "cache_dir": "where decoded photos are cached (default ~/.cache/colorful_world)",
     "data_on_device": "keep the decoded uint8 photos on the GPU and augment there",
     "log_every": "steps between lines of metrics.jsonl (losses, seconds per step, share of time spent on data)",
+    "lr_decay_epochs": "the last N epochs bring the learning rate linearly down to 0, as pix2pix does",
     "max_minutes": "stop after this many minutes of training, counted across resumes: checkpoint, "
                    "validate and export as at the end (0 = no limit; --resume with a higher one goes on)",
 }

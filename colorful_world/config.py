@@ -26,6 +26,7 @@ class TrainConfig:
     image_size: int = 128
     batch_size: int = 16
     lr: float = 2e-4
+    lr_decay_epochs: int = 0  # the last N epochs bring the learning rate linearly down to 0 (pix2pix's)
     beta1: float = 0.5
     lambda_l1: float = 100.0
     gan_mode: str = "vanilla"  # or "lsgan"
@@ -58,3 +59,6 @@ class TrainConfig:
             raise ValueError(f"image_size {self.image_size} must be a multiple of 2**depth = {2 ** self.depth}")
         if self.batch_size < 1 or self.epochs < 1:
             raise ValueError("batch_size and epochs must be at least 1")
+        if not 0 <= self.lr_decay_epochs <= self.epochs:
+            raise ValueError(f"lr_decay_epochs must be between 0 and epochs ({self.epochs}), "
+                             f"got {self.lr_decay_epochs}")

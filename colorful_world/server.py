@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, Callable
 from PIL import Image, UnidentifiedImageError
 
 from colorful_world import images
+from colorful_world.png import png_bytes
 
 if TYPE_CHECKING:
     from cheroot.wsgi import Server
@@ -183,10 +184,7 @@ def _colorize_png(colorizer: Colorizer, data: bytes, size: int | None, max_pixel
         colour = colorizer.colorize(image, size=size)
     except (ValueError, OSError) as err:  # BadImageError, or a mode or profile PIL cannot convert
         raise RequestRefused(422, f"this photo cannot be colorized: {err}") from None
-    from colorful_world.colorize import save_png  # with torch, already loaded by the model
-    buffer = io.BytesIO()
-    save_png(colour, buffer)
-    return buffer.getvalue()
+    return png_bytes(colour)
 
 
 def _decode(data: bytes, max_pixels: int) -> Image.Image:

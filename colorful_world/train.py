@@ -83,6 +83,12 @@ def train_step(rgb, G, D, opt_g, opt_d, scaler, config: TrainConfig, gan_phase: 
     return logs
 
 
+def learning_rate(config: TrainConfig, step: int, steps_per_epoch: int) -> float:
+    """Constant, then (with --lr-decay-epochs N) linearly down to 0 over the last N epochs."""
+    total, decay = config.epochs * steps_per_epoch, config.lr_decay_epochs * steps_per_epoch
+    return config.lr * min(1.0, (total - step) / decay) if decay else config.lr
+
+
 def build_training(config: TrainConfig, run: rt.Runtime):
     """(G, D, their Adam optimizers, the grad scaler) as the config describes them, on the run's
     device (channels_last on CUDA); the scaler only works under fp16."""
@@ -232,6 +238,8 @@ def _train(config: TrainConfig, state: dict | None, resumed_from: Path | None, r
         while step < total and not out_of_time():
             epoch, index = divmod(step, steps_per_epoch)
             gan_phase = epoch >= config.l1_epochs
+            for group in (*opt_g.param_groups, *opt_d.param_groups):  # a function of the step: resumes exactly
+                group["lr"] = learning_rate(config, step, steps_per_epoch)
             order = epoch_order(len(splits.train), epoch, config.seed)
             first = (index * run.world_size + run.rank) * per_rank
             fetched = time.perf_counter()

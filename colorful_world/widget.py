@@ -19,9 +19,10 @@ from PIL import Image
 
 from colorful_world.checkpoint import CheckpointError, find_model
 from colorful_world.color import model_to_rgb, rgb_to_model
-from colorful_world.colorize import Colorizer, save_png
+from colorful_world.colorize import Colorizer
 from colorful_world.images import BadImageError, open_image, split_alpha
 from colorful_world.paths import on_colab
+from colorful_world.png import png_bytes
 
 PREVIEW_SIDE = 320  # the three previews fit side by side; the download keeps every pixel
 URL_TIMEOUT_S = (10, 60)  # connect, then between bytes
@@ -79,14 +80,12 @@ def grey_of(image: Image.Image) -> Image.Image:
     return Image.fromarray((grey.permute(1, 2, 0) * 255 + 0.5).byte().numpy())
 
 
-def png_bytes(image: Image.Image, side: int | None = None) -> bytes:
+def preview_png(image: Image.Image, side: int | None = None) -> bytes:
     """PNG of the image, shrunk to fit side x side when a side is given."""
     if side:
         image = image.copy()
         image.thumbnail((side, side))
-    buffer = io.BytesIO()
-    save_png(image, buffer)
-    return buffer.getvalue()
+    return png_bytes(image)
 
 
 def download_link(image: Image.Image, name: str) -> str:
@@ -204,7 +203,7 @@ class ColorizeApp(widgets.VBox):
         preview.thumbnail((PREVIEW_SIDE, PREVIEW_SIDE))
         self.views["original"].value = png_bytes(preview)
         self.views["grey"].value = png_bytes(grey_of(preview))
-        self.views["colorized"].value = png_bytes(colour, PREVIEW_SIDE)
+        self.views["colorized"].value = preview_png(colour, PREVIEW_SIDE)
         self.download.value = download_link(colour, f"{Path(name).stem}_colorized.png")
         self.say(f"{name}: {image.width}x{image.height}, colorized at {self.working_size.value} px "
                  f"(trained at {self.colorizer.image_size} px).")

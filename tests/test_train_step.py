@@ -4,7 +4,7 @@ import torch
 from colorful_world.config import TrainConfig
 from colorful_world.models import PatchDiscriminator, UNet
 from colorful_world.runtime import Runtime
-from colorful_world.train import train_step
+from colorful_world.train import learning_rate, train_step
 
 
 @pytest.mark.parametrize("amp_dtype", [None, torch.bfloat16], ids=["float32", "bf16-autocast"])
@@ -26,3 +26,10 @@ def test_one_step_updates_what_its_phase_trains(amp_dtype, gan_phase):
     d_moved = any(not torch.equal(a, b) for a, b in zip(d_before, D.parameters()))
     assert d_moved == gan_phase
     assert all(p.requires_grad for p in D.parameters())  # frozen only for G's half of the step
+
+
+def test_learning_rate_is_constant_then_decays_linearly_to_zero():
+    config = TrainConfig(epochs=4, lr_decay_epochs=2, lr=1e-3)
+    rates = [learning_rate(config, step, steps_per_epoch=10) for step in range(40)]
+    assert rates[:21] == [1e-3] * 21 and rates[30] == 0.5e-3 and 0 < rates[39] < rates[38] < rates[30]
+    assert learning_rate(TrainConfig(epochs=4, lr=1e-3), 39, 10) == 1e-3  # no decay asked
