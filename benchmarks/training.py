@@ -1,8 +1,8 @@
 """Training throughput, side by side in one run: images per second and the share of each step
 spent waiting for data (fetch from the uint8 cache, crop, flip, copy to the device), per phase,
-for a model configuration at 128 and 256 px.
+for a model configuration at 128 and 256 px: the default one, or the pix2pix reference.
 
-    python benchmarks/training.py [--device cuda] [--steps 5] [--base-channels 32 --max-channels 256]
+    python benchmarks/training.py [--device cuda] [--steps 5] [--preset pix2pix]
 """
 
 import argparse
@@ -12,7 +12,7 @@ import time
 import torch
 
 from common import median_seconds
-from colorful_world.config import TrainConfig
+from colorful_world.config import PRESETS, TrainConfig
 from colorful_world.data import CROP_MARGIN, augment
 from colorful_world.runtime import Runtime, local
 from colorful_world.train import build_training, train_step
@@ -43,17 +43,17 @@ def main() -> None:
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--steps", type=int, default=5)
     parser.add_argument("--batch-size", type=int, default=16)
-    parser.add_argument("--base-channels", type=int, default=64)
-    parser.add_argument("--max-channels", type=int, default=512)
-    parser.add_argument("--disc-channels", type=int, default=64)
+    parser.add_argument("--preset", choices=sorted(PRESETS), default=None,
+                        help="the pix2pix reference instead of the default configuration")
     args = parser.parse_args()
     device = torch.device(args.device)
     run = local(device)
-    figures = {"device": str(device), "threads": torch.get_num_threads(), "batch_size": args.batch_size}
+    figures = {"device": str(device), "threads": torch.get_num_threads(), "batch_size": args.batch_size,
+               "configuration": args.preset or "default"}
     started = time.perf_counter()
     for size in (128, 256):
-        config = TrainConfig(image_size=size, batch_size=args.batch_size, base_channels=args.base_channels,
-                             max_channels=args.max_channels, disc_channels=args.disc_channels)
+        preset = PRESETS.get(args.preset, {})
+        config = TrainConfig(**(preset | {"image_size": size, "batch_size": args.batch_size}))
         figures[f"{size}px"] = throughput(config, run, args.steps)
     figures["seconds"] = time.perf_counter() - started
     print(json.dumps(figures, indent=2))

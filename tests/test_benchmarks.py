@@ -1,0 +1,31 @@
+"""The benchmarks are scripts, not tests; these only keep them running and their figures sane."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+BENCHMARKS = Path(__file__).resolve().parent.parent / "benchmarks"
+
+
+def run_benchmark(name: str, *args: str) -> dict:
+    done = subprocess.run([sys.executable, str(BENCHMARKS / name), *args], capture_output=True, text=True,
+                          check=True)
+    return json.loads(done.stdout)
+
+
+def test_inference_benchmark_compares_torch_onnx_and_the_reference(tiny_model):
+    figures = run_benchmark("inference.py", "--checkpoint", str(tiny_model), "--photo-size", "96", "--runs", "1")
+    assert figures["reference_parameters"] == 54_409_858
+    assert figures["onnx_vs_torch_max_difference"] <= 1
+    for key in ("torch_end_to_end_ms", "onnx_end_to_end_ms", "model_forward_32_ms", "reference_forward_256_ms"):
+        assert figures[key] > 0
+    assert figures["reference_forward_over_model_forward"] > 1  # a 0.1M-parameter U-Net at 32 px
+
+
+def test_training_benchmark_reports_throughput_and_data_wait_per_phase():
+    figures = run_benchmark("training.py", "--steps", "1", "--batch-size", "2")
+    for size in ("128px", "256px"):
+        for phase in ("l1", "gan"):
+            assert figures[size][phase]["images_per_second"] > 0
+            assert 0 <= figures[size][phase]["data_wait_share"] < 1
