@@ -135,8 +135,10 @@ class Splits:
 
 
 def load_splits(data: str, image_size: int, val_fraction: float, seed: int, min_colourfulness: float,
-                cache_dir: Path, max_images: int | None = None, progress: bool = True) -> Splits:
-    """Everything training needs from --data, in memory as uint8 tensors."""
+                cache_dir: Path, max_images: int | None = None, progress: bool = True,
+                with_train: bool = True) -> Splits:
+    """Everything training needs from --data, in memory as uint8 tensors (with_train=False:
+    only the validation photos are decoded; the training split comes back empty)."""
     root = resolve_data(data, cache_dir)
     files = find_images(root)
     if max_images:
@@ -145,14 +147,17 @@ def load_splits(data: str, image_size: int, val_fraction: float, seed: int, min_
         raise DataError(f"{root}: found {len(files)} photos; training needs at least 2")
     train_files, val_files = split_by_person(files, val_fraction, seed)
     cache_size = round(image_size * CROP_MARGIN)
-    parts = []
-    for split in (train_files, val_files):
+    def decode(split: list[Path]) -> tuple[torch.Tensor, int, list[str]]:
+        if not split:
+            return torch.empty(0, 3, cache_size, cache_size, dtype=torch.uint8), 0, []
         cache = build_cache(split, cache_size, cache_dir / "decoded", progress)
         keep = cache.colourfulness >= min_colourfulness  # False for unreadable (NaN) too
         grey = int((cache.colourfulness < min_colourfulness).sum())
-        parts.append((torch.from_numpy(np.ascontiguousarray(cache.images[keep])), grey, cache.bad))
-    (train, grey_t, bad_t), (val, grey_v, bad_v) = parts
-    if len(train) == 0:
+        return torch.from_numpy(np.ascontiguousarray(cache.images[keep])), grey, cache.bad
+
+    train, grey_t, bad_t = decode(train_files if with_train else [])
+    val, grey_v, bad_v = decode(val_files)
+    if with_train and len(train) == 0:
         raise DataError(f"{root}: no colour photos left for training ({len(files)} found, "
                         f"{len(bad_t)} unreadable, {grey_t} grey)")
     return Splits(train, centre_crop(val, image_size), grey_t + grey_v, bad_t + bad_v)

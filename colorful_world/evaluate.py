@@ -28,7 +28,7 @@ def evaluate(checkpoint: str | Path | None, data: str, cache_dir: str | Path | N
     own = config["image_size"]
     splits = load_splits(data, size or own, config["val_fraction"], config["seed"],
                          config["min_colourfulness"], Path(cache_dir) if cache_dir else decoded_cache_dir(),
-                         config.get("max_images") or None, progress)
+                         config.get("max_images") or None, progress, with_train="mean_ab" not in config)
     mean = torch.tensor(config.get("mean_ab") or mean_ab(splits.train), device=device).view(1, 2, 1, 1)
 
     predictors = {

@@ -21,7 +21,11 @@ class OnnxGenerator:
     def __init__(self, path: Path, depth: int):
         import onnxruntime
 
-        self.session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+        options = onnxruntime.SessionOptions()
+        # Its threads would otherwise spin after each run, stealing the cores from the torch code
+        # (Lab, resize) that runs next.
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        self.session = onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
         self.depth = depth
 
     def __call__(self, l_norm: torch.Tensor) -> torch.Tensor:

@@ -36,6 +36,13 @@ def test_photos_are_decoded_once(mixed_folder, tmp_path, monkeypatch):
     assert torch.equal(first.train, again.train) and again.bad == first.bad
 
 
+def test_validation_alone_decodes_only_the_validation_photos(mixed_folder, tmp_path):
+    both = data.load_splits(str(mixed_folder), 32, 0.2, 0, 5.0, tmp_path / "both", progress=False)
+    val = data.load_splits(str(mixed_folder), 32, 0.2, 0, 5.0, tmp_path / "val", progress=False, with_train=False)
+    assert torch.equal(val.val, both.val) and len(val.train) == 0
+    assert len(list((tmp_path / "val" / "decoded").glob("images-*.npy"))) == 1  # both: one per split
+
+
 def test_an_archive_of_photos_is_training_data(mixed_folder, tmp_path):
     import tarfile
     archive = tmp_path / "photos.tgz"
