@@ -24,8 +24,11 @@ def _tables() -> dict[str, torch.Tensor]:
     grey = ramp.view(1, 256, 1).expand(3, 256, 1).float()
     encode = kornia.color.linear_rgb_to_rgb(
         (torch.arange(_OUT_LEVELS, dtype=torch.float64) / (_OUT_LEVELS - 1)).view(1, -1, 1).expand(3, -1, 1))[0, :, 0]
+    xyz_to_linear = kornia.color.xyz_to_rgb(torch.eye(3).view(3, 3, 1, 1))[..., 0, 0].T
     return {
-        "l_of_grey": kornia.color.rgb_to_lab(grey)[0, :, 0],  # a grey photo's L is one lookup
+        "l_of_grey": kornia.color.rgb_to_lab(grey)[0, :, 0],
+        # XYZ relative to D65 white -> linear sRGB; the white point folded into the matrix.
+        "lab_xyz_to_linear": xyz_to_linear * torch.tensor([0.95047, 1.0, 1.08883]),
         "y_of_channel": (y_weights[:, None] * linear[None, :]).float(),  # (3, 256): each channel's share of Y
         "srgb_u8": (encode * 255 + 0.5).floor().clamp(0, 255).to(torch.uint8),
     }
@@ -33,23 +36,24 @@ def _tables() -> dict[str, torch.Tensor]:
 
 def lightness_u8(rgb: torch.Tensor) -> torch.Tensor:
     """(H, W, 3) uint8 sRGB -> (1, 1, H, W) CIELAB L in [0, 100], as `color.rgb_to_lab` has it."""
-    tables = {k: v.to(rgb.device) for k, v in _tables().items()}
-    channels = rgb.long().unbind(-1)
+    tables = _tables()
     if torch.equal(rgb[..., 0], rgb[..., 1]) and torch.equal(rgb[..., 1], rgb[..., 2]):
-        return tables["l_of_grey"][channels[0]][None, None]  # black-and-white photos, the usual case
-    y = sum(tables["y_of_channel"][c][channel] for c, channel in enumerate(channels))
+        # Black-and-white photos, the usual case: L is one lookup.
+        return tables["l_of_grey"].to(rgb.device)[rgb[..., 0].long()][None, None]
+    shares = tables["y_of_channel"].to(rgb.device)
+    y = sum(shares[c][channel] for c, channel in enumerate(rgb.long().unbind(-1)))
     f = torch.where(y > _LAB_EPSILON, y.clamp(min=_LAB_EPSILON).pow(1 / 3), 7.787 * y + 4 / 29)
     return (116 * f - 16)[None, None]
 
 
 def lab_to_srgb_u8(light: torch.Tensor, ab: torch.Tensor) -> torch.Tensor:
-    """(N, 1, H, W) L and (N, 2, H, W) ab -> (N, 3, H, W) uint8 sRGB, out-of-gamut colours
-    clipped as `color.lab_to_rgb` clips them."""
-    fy = (light.float() + 16) / 116
-    a, b = ab.float().unbind(1)
-    fxyz = torch.cat([fy + a[:, None] / 500, fy, (fy - b[:, None] / 200).clamp(min=0)], dim=1)
-    xyz = torch.where(fxyz > 0.2068966, fxyz ** 3, (fxyz - 4 / 29) / 7.787)
-    xyz = xyz * torch.tensor([0.95047, 1.0, 1.08883], device=xyz.device).view(1, 3, 1, 1)  # D65 white
-    linear = kornia.color.xyz_to_rgb(xyz).clamp(0, 1)
-    index = (linear * (_OUT_LEVELS - 1) + 0.5).long()
-    return _tables()["srgb_u8"].to(light.device)[index]
+    """(1, 1, H, W) L and (1, 2, H, W) ab -> (H, W, 3) uint8 sRGB, a photo's pixels as PIL takes
+    them; out-of-gamut colours clipped as `color.lab_to_rgb` clips them."""
+    fy = (light[0, 0].float() + 16) / 116
+    a, b = ab[0].float()
+    f = torch.stack([fy + a / 500, fy, (fy - b / 200).clamp(min=0)], dim=-1)
+    xyz = torch.where(f > 0.2068966, f * f * f, (f - 4 / 29) / 7.787)  # kornia's constants
+    tables = _tables()
+    linear = xyz @ tables["lab_xyz_to_linear"].to(xyz.device).T
+    index = linear.clamp_(0, 1).mul_(_OUT_LEVELS - 1).add_(0.5).long()
+    return tables["srgb_u8"].to(light.device)[index]

@@ -66,7 +66,7 @@ class Colorizer:
         rgb, alpha = load_rgb(image)
         light = lightness_u8(torch.from_numpy(rgb).to(self.runtime.device))
         ab = predict_ab(self.generator, normalize_l(light), size, self.runtime) * AB_SCALE
-        pixels = lab_to_srgb_u8(light, ab)[0].permute(1, 2, 0).cpu().numpy()
+        pixels = lab_to_srgb_u8(light, ab).cpu().numpy()
         if alpha is not None:
             return Image.fromarray(np.dstack([pixels, alpha]), "RGBA")
         return Image.fromarray(pixels, "RGB")

@@ -3,11 +3,14 @@
 PIL's encoder tries all five PNG filters on every row, which costs more than the compression
 itself. Photos compress about as well with the one 'Sub' filter (each byte minus the same
 channel of the pixel to its left), so writing that with zlib level 1 takes about half the time
-for a file within 1% of the size.
+for a file within 1% of the size. Large images are compressed in pieces on all cores, as pigz
+does: zlib works outside the GIL, and flushed deflate pieces join into one valid stream.
 """
 
+import os
 import struct
 import zlib
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import BinaryIO
 
@@ -20,6 +23,23 @@ _SUB = 1
 
 def _chunk(kind: bytes, data: bytes) -> bytes:
     return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+
+_PIECE = 1 << 20  # bytes of pixels per piece: smaller gains no speed and costs compression
+
+
+def _deflate(piece: bytes, last: bool) -> bytes:
+    compressor = zlib.compressobj(1, zlib.DEFLATED, -15)  # raw deflate: no header of its own
+    return compressor.compress(piece) + compressor.flush(zlib.Z_FINISH if last else zlib.Z_SYNC_FLUSH)
+
+
+def zlib_stream(data: bytes) -> bytes:
+    """zlib.compress(data, 1), with pieces of over a megabyte compressed in parallel."""
+    pieces = [data[i:i + _PIECE] for i in range(0, len(data), _PIECE)] or [b""]
+    lasts = [False] * (len(pieces) - 1) + [True]
+    with ThreadPoolExecutor(max_workers=min(len(pieces), os.cpu_count() or 1)) as pool:
+        body = b"".join(pool.map(_deflate, pieces, lasts))
+    return b"\x78\x01" + body + struct.pack(">I", zlib.adler32(data))  # zlib's header for level 1
 
 
 def png_bytes(image: Image.Image) -> bytes:
@@ -36,7 +56,7 @@ def png_bytes(image: Image.Image) -> bytes:
     np.subtract(rows[:, channels:], rows[:, :-channels], out=filtered[:, 1 + channels:])  # wraps mod 256, as PNG's
     header = struct.pack(">IIBBBBB", width, height, 8, _COLOUR_TYPES[image.mode], 0, 0, 0)
     return (b"\x89PNG\r\n\x1a\n" + _chunk(b"IHDR", header)
-            + _chunk(b"IDAT", zlib.compress(filtered.tobytes(), 1)) + _chunk(b"IEND", b""))
+            + _chunk(b"IDAT", zlib_stream(filtered.tobytes())) + _chunk(b"IEND", b""))
 
 
 def save_png(image: Image.Image, target: str | Path | BinaryIO) -> None:
