@@ -1,8 +1,9 @@
 """Training throughput, side by side in one run: images per second and the share of each step
 spent waiting for data (fetch from the uint8 cache, crop, flip, copy to the device), per phase,
-for a model configuration at 128 and 256 px: the default one, or the pix2pix reference.
+for the default configuration and the pix2pix reference, at 128 and 256 px, with the ratio of
+their speeds.
 
-    python benchmarks/training.py [--device cuda] [--steps 5] [--preset pix2pix]
+    python benchmarks/training.py [--device cuda] [--steps 5] [--configurations default pix2pix]
 """
 
 import argparse
@@ -43,18 +44,21 @@ def main() -> None:
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--steps", type=int, default=5)
     parser.add_argument("--batch-size", type=int, default=16)
-    parser.add_argument("--preset", choices=sorted(PRESETS), default=None,
-                        help="the pix2pix reference instead of the default configuration")
+    parser.add_argument("--configurations", nargs="+", choices=["default", *PRESETS], default=["default", "pix2pix"])
     args = parser.parse_args()
     device = torch.device(args.device)
     run = local(device)
-    figures = {"device": str(device), "threads": torch.get_num_threads(), "batch_size": args.batch_size,
-               "configuration": args.preset or "default"}
+    figures = {"device": str(device), "threads": torch.get_num_threads(), "batch_size": args.batch_size}
     started = time.perf_counter()
-    for size in (128, 256):
-        preset = PRESETS.get(args.preset, {})
-        config = TrainConfig(**(preset | {"image_size": size, "batch_size": args.batch_size}))
-        figures[f"{size}px"] = throughput(config, run, args.steps)
+    for name in args.configurations:
+        for size in (128, 256):
+            config = TrainConfig(**(PRESETS.get(name, {}) | {"image_size": size, "batch_size": args.batch_size}))
+            figures[f"{name} {size}px"] = throughput(config, run, args.steps)
+    if {"default", "pix2pix"} <= set(args.configurations):
+        figures["default over pix2pix, images/s"] = {
+            f"{size}px {phase}": figures[f"default {size}px"][phase]["images_per_second"]
+            / figures[f"pix2pix {size}px"][phase]["images_per_second"]
+            for size in (128, 256) for phase in ("l1", "gan")}
     figures["seconds"] = time.perf_counter() - started
     print(json.dumps(figures, indent=2))
 

@@ -23,9 +23,11 @@ def test_inference_benchmark_compares_torch_onnx_and_the_reference(tiny_model):
     assert figures["reference_forward_over_model_forward"] > 1  # a 0.1M-parameter U-Net at 32 px
 
 
-def test_training_benchmark_reports_throughput_and_data_wait_per_phase():
+def test_training_benchmark_reports_throughput_data_wait_and_the_ratio_to_the_reference():
     figures = run_benchmark("training.py", "--steps", "1", "--batch-size", "2")
-    for size in ("128px", "256px"):
-        for phase in ("l1", "gan"):
-            assert figures[size][phase]["images_per_second"] > 0
-            assert 0 <= figures[size][phase]["data_wait_share"] < 1
+    for name in ("default", "pix2pix"):
+        for size in ("128px", "256px"):
+            for phase in ("l1", "gan"):
+                assert figures[f"{name} {size}"][phase]["images_per_second"] > 0
+                assert 0 <= figures[f"{name} {size}"][phase]["data_wait_share"] < 1
+    assert figures["default over pix2pix, images/s"]["256px gan"] > 1  # 4x fewer weights, 4x fewer pixels
