@@ -147,6 +147,7 @@ def load_splits(data: str, image_size: int, val_fraction: float, seed: int, min_
         raise DataError(f"{root}: found {len(files)} photos; training needs at least 2")
     train_files, val_files = split_by_person(files, val_fraction, seed)
     cache_size = round(image_size * CROP_MARGIN)
+
     def decode(split: list[Path]) -> tuple[torch.Tensor, int, list[str]]:
         if not split:
             return torch.empty(0, 3, cache_size, cache_size, dtype=torch.uint8), 0, []

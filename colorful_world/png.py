@@ -19,13 +19,11 @@ from PIL import Image
 
 _COLOUR_TYPES = {"L": 0, "LA": 4, "RGB": 2, "RGBA": 6}  # PNG's names for these pixel layouts
 _SUB = 1
+_PIECE = 1 << 20  # bytes of pixels per piece: smaller gains no speed and costs compression
 
 
 def _chunk(kind: bytes, data: bytes) -> bytes:
     return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
-
-
-_PIECE = 1 << 20  # bytes of pixels per piece: smaller gains no speed and costs compression
 
 
 def _deflate(piece: bytes, last: bool) -> bytes:

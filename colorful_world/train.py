@@ -21,6 +21,7 @@ from tqdm.auto import tqdm
 from colorful_world import checkpoint as ckpt
 from colorful_world import runtime as rt
 from colorful_world.color import rgb_to_model
+from colorful_world.colorize import predict_ab
 from colorful_world.config import TrainConfig
 from colorful_world.data import augment, epoch_order, load_splits
 from colorful_world.metrics import mean_ab, score
@@ -294,9 +295,8 @@ def run_provenance(run_dir: Path, config: dict, step: int) -> dict:
 
 def validate(ema, val_images, run: rt.Runtime, out: Path, epoch: int, step: int, log: MetricsLog) -> dict:
     """Score the EMA generator on the validation photos; write a sample grid and the plot."""
-    def predict(l_norm):
-        with run.autocast():  # only the network: the colour maths stays in float32
-            return ema(l_norm)
+    def predict(l_norm):  # at the photos' own size, which is the training size: no resizing
+        return predict_ab(ema, l_norm, l_norm.shape[-1], run)
 
     figures = score(predict, val_images, run.device)
     samples = out / "samples" / f"epoch_{epoch + 1:03d}.png"
