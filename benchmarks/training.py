@@ -14,20 +14,20 @@ import torch
 
 from common import median_seconds
 from colorful_world.config import PRESETS, TrainConfig
-from colorful_world.data import CROP_MARGIN, augment
+from colorful_world.data import augment, cache_side
 from colorful_world.runtime import Runtime, local
 from colorful_world.train import build_training, train_step
 
 
 def throughput(config: TrainConfig, run: Runtime, steps: int) -> dict:
-    G, D, opt_g, opt_d, scaler = build_training(config, run)
-    side = round(config.image_size * CROP_MARGIN)
+    G, D, opt_g, opt_d, scaler = build_training(config, run, pretrained=False)  # speed needs no weights
+    side = cache_side(config.image_size)
     cache = torch.randint(0, 256, (8 * config.batch_size, 3, side, side), dtype=torch.uint8)
     generator = torch.Generator().manual_seed(0)
 
     def fetch() -> torch.Tensor:
         index = torch.randint(0, len(cache), (config.batch_size,), generator=generator)
-        return augment(cache[index], config.image_size, generator).to(run.device).float() / 255
+        return augment(cache[index], config.image_size, generator, config.min_crop).to(run.device).float() / 255
 
     figures = {}
     for phase, gan in (("l1", False), ("gan", True)):

@@ -9,6 +9,7 @@ import torch
 from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 
+from colorful_world.config import ModelConfig
 from colorful_world.models import build_generator
 
 CHECKPOINT_DIR = "checkpoints"
@@ -144,8 +145,15 @@ def load_model(path: str | Path | None) -> tuple[dict, dict, dict]:
 
 
 def load_generator(path: str | Path | None) -> tuple[torch.nn.Module, dict, dict]:
-    """(generator in eval mode, config, provenance): what colorize and evaluate run."""
+    """(generator in eval mode, config, provenance): what colorize and evaluate run. The config
+    names the architecture, so the right network is built; one that does not match its weights
+    is refused with a CheckpointError."""
     state, config, provenance = load_model(path)
-    generator = build_generator(config)
-    generator.load_state_dict(state)
+    where = model_path(path)
+    try:
+        generator = build_generator(ModelConfig.from_dict(config))
+        generator.load_state_dict(state)
+    except (ValueError, TypeError, RuntimeError) as err:  # load_state_dict raises RuntimeError
+        raise CheckpointError(f"{where}: its config does not describe its weights "
+                              f"({str(err).splitlines()[0]})") from None
     return generator.eval(), config, provenance

@@ -15,7 +15,15 @@ TRAIN_HELP = {
            "(default runs/faces; on Colab, Drive's colorful_world/runs/faces)",
     "l1_epochs": "epochs of L1-only warm start before the adversarial phase",
     "gan_mode": "vanilla (BCE) or lsgan (least squares)",
-    "depth": "U-Net levels; 0 = as deep as the image size allows (max 8)",
+    "depth": "unet levels; 0 = as deep as the image size allows (max 8); encoder_unet: always 5",
+    "arch": "encoder_unet: a U-Net decoder on a pretrained torchvision encoder; unet: pix2pix's, from scratch",
+    "encoder": "encoder_unet's torchvision classifier (mobilenet_v2, resnet18, resnet34)",
+    "encoder_weights": "imagenet (torchvision's weights API, downloaded once), a safetensors state_dict of the "
+                       "classifier for offline use (or $COLORFUL_WORLD_ENCODER_WEIGHTS), or random",
+    "base_channels": "width of the narrowest level; 0 = the architecture's default (unet 32, encoder_unet 16)",
+    "chroma_weight": "weight, beside L1, of the term that holds each photo's colourfulness up to the truth's "
+                     "(0 = L1 alone, the sepia look)",
+    "min_crop": "scale augmentation: random square crops of this share of the side up to the whole photo",
     "save_every": "steps between checkpoints (one is also written at each epoch end)",
     "max_images": "use only the first N photos (0 = all), for a quick try",
     "min_colourfulness": "drop training photos less colourful than this (0-100 scale; grey is ~0)",
@@ -39,7 +47,8 @@ def _add_train(sub) -> None:
                            help=(TRAIN_HELP.get(f.name, "") + f" (default: {f.default})").strip())
     p.add_argument("--preset", choices=sorted(PRESETS), default=None,
                    help="start from a known configuration (pix2pix: the reference unet_256 + 70 px PatchGAN, "
-                        "lambda 100, 256 px, no warm start, no EMA); flags given beside it win")
+                        "lambda 100, 256 px, no warm start, no EMA; unet: this project's U-Net from scratch); "
+                        "flags given beside it win")
     p.add_argument("--resume", action="store_true", help="continue the latest checkpoint in --out")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
 
@@ -89,7 +98,8 @@ def _export(args) -> int:
 
 def _evaluate(args) -> int:
     from colorful_world.evaluate import evaluate, format_table
-    results = evaluate(args.checkpoint, args.data, args.cache_dir, progress=not args.no_progress, size=args.size)
+    results = evaluate(args.checkpoint, args.data, args.cache_dir, progress=not args.no_progress, size=args.size,
+                       framing=args.framing)
     print(format_table(results))
     if args.json:
         Path(args.json).write_text(json.dumps(results, indent=2))
@@ -141,6 +151,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="score at this side in pixels (default: the model's own): the model colorizes at its "
                         "size and its colour is resized to this one, as for any photo; compares models of "
                         "different sizes")
+    p.add_argument("--framing", choices=("whole", "crop"), default="whole",
+                   help="whole photos, or their tight central crops (the central half of the side: the face)")
     p.add_argument("--json", default=None, help="also write the figures to this JSON file")
     p.add_argument("--no-progress", action="store_true")
 

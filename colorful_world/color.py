@@ -50,6 +50,21 @@ def colourfulness(rgb: torch.Tensor) -> torch.Tensor:
     return std + 0.3 * mean
 
 
+def chroma_deficit(ab_pred: torch.Tensor, ab_true: torch.Tensor) -> torch.Tensor:
+    """How far each photo's colourfulness, measured on ab, falls short of its truth's, averaged
+    over the batch; 0 for a photo at least as colourful as its truth. (N, 2, H, W), any unit.
+
+    Hasler & Suesstrunk's form on the a/b opponent axes: the spread of the colours plus 0.3 of
+    their mean's distance from grey. The spread is what L1 loses: a sepia photo has a fair mean
+    colour but every pixel near it.
+    """
+    def colourful(ab):
+        flat = ab.float().flatten(2)
+        spread = torch.sqrt(flat.var(dim=2, unbiased=False).sum(dim=1) + 1e-8)
+        return spread + 0.3 * torch.sqrt(flat.mean(dim=2).pow(2).sum(dim=1) + 1e-8)
+    return torch.relu(colourful(ab_true) - colourful(ab_pred)).mean()
+
+
 def delta_e2000(lab1: torch.Tensor, lab2: torch.Tensor) -> torch.Tensor:
     """CIEDE2000 colour difference of (N, 3, H, W) Lab images, per pixel (N, H, W).
 

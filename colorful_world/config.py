@@ -4,16 +4,70 @@ Kept free of torch so the command line starts fast.
 """
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 
 GAN_MODES = ("vanilla", "lsgan")
+ARCHS = ("encoder_unet", "unet")
+MODEL_FORMAT = 2  # 1: the pix2pix U-Net only, no "arch" or "format" keys (still loads)
+ENCODER_DEPTH = 5  # every torchvision encoder here reaches stride 32
+# Decoder widths of each architecture when --base-channels is 0 (the one place for them).
+BASE_CHANNELS = {"unet": 32, "encoder_unet": 16}
 
+# "unet": the pix2pix U-Net from scratch, at this project's width (the bundled model's recipe before
+# the pretrained encoder), for side-by-side comparisons: `colorful-world train --preset unet`.
 # The pix2pix reference (Isola et al.'s unet_256 + 70 px PatchGAN, lambda 100, no warm start, no EMA),
 # for side-by-side comparisons: `colorful-world train --preset pix2pix`.
 PRESETS = {
-    "pix2pix": {"image_size": 256, "base_channels": 64, "max_channels": 512, "disc_channels": 64,
+    "unet": {"arch": "unet"},
+    "pix2pix": {"arch": "unet", "min_crop": 1.0, "chroma_weight": 0.0, "image_size": 256, "base_channels": 64, "max_channels": 512, "disc_channels": 64,
                 "disc_layers": 3, "lambda_l1": 100.0, "gan_mode": "vanilla", "l1_epochs": 0, "ema_decay": 0.0},
 }
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """What builds a generator: travels, as JSON, inside every checkpoint and exported model."""
+
+    arch: str
+    image_size: int
+    depth: int  # levels; the side must be a multiple of 2**depth
+    base_channels: int
+    max_channels: int
+    dropout: float = 0.0  # unet only
+    encoder: str = ""  # encoder_unet only: a key of encoders.ENCODERS
+    format: int = MODEL_FORMAT
+
+    @classmethod
+    def from_dict(cls, config: dict) -> "ModelConfig":
+        """From a model's config; a format-1 model (today's bundled one before this) is a unet.
+        Raises ValueError naming what is missing or wrong."""
+        if not isinstance(config, dict):
+            raise ValueError("the model's config is not a JSON object")
+        config = {"arch": "unet", "max_channels": 512, "format": 1} | config
+        if config["format"] > MODEL_FORMAT:
+            raise ValueError(f"model format {config['format']} is newer than this colorful-world "
+                             f"understands ({MODEL_FORMAT}): upgrade the package")
+        missing = [f.name for f in fields(cls) if f.name in ("image_size", "depth", "base_channels")
+                   and f.name not in config]
+        if missing:
+            raise ValueError(f"the model's config lacks {', '.join(missing)}")
+        model = cls(**{f.name: config[f.name] for f in fields(cls) if f.name in config})
+        model.check()
+        return model
+
+    def check(self) -> None:
+        if self.arch not in ARCHS:
+            raise ValueError(f"unknown architecture {self.arch!r}; this version knows {', '.join(ARCHS)}")
+        for name in ("image_size", "depth", "base_channels", "max_channels"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise ValueError(f"{name} must be a positive whole number, got {value!r}")
+        if self.image_size % 2 ** self.depth:
+            raise ValueError(f"image_size {self.image_size} must be a multiple of 2**depth = {2 ** self.depth}")
+        if self.arch == "encoder_unet":
+            from colorful_world.encoders import ENCODERS
+            if self.encoder not in ENCODERS:
+                raise ValueError(f"unknown encoder {self.encoder!r}; choose one of {', '.join(ENCODERS)}")
 
 
 @dataclass
@@ -29,11 +83,16 @@ class TrainConfig:
     lr_decay_epochs: int = 0  # the last N epochs bring the learning rate linearly down to 0 (pix2pix's)
     beta1: float = 0.5
     lambda_l1: float = 100.0
+    chroma_weight: float = 1.0  # the chroma term beside L1: each photo's mean chroma held up to the truth's
+    min_crop: float = 0.5  # random square crops of min_crop to all of the side (scale augmentation)
     gan_mode: str = "vanilla"  # or "lsgan"
-    base_channels: int = 32
-    depth: int = 0  # 0: as deep as the image size allows, at most 8 (pix2pix unet_256)
-    max_channels: int = 256  # the U-Net's widest level; pix2pix's 512 quadruples the deepest layers' weights
-    dropout: float = 0.5
+    arch: str = "encoder_unet"  # a U-Net decoder on a pretrained encoder, or "unet" (pix2pix's, from scratch)
+    encoder: str = "mobilenet_v2"  # encoder_unet: which torchvision classifier
+    encoder_weights: str = "imagenet"  # torchvision's ImageNet weights, a safetensors file, or "random"
+    base_channels: int = 0  # the narrowest level's width; 0: the architecture's default (BASE_CHANNELS)
+    depth: int = 0  # unet: 0 = as deep as the image size allows, at most 8 (pix2pix unet_256)
+    max_channels: int = 256  # the widest level; pix2pix's 512 quadruples the deepest layers' weights
+    dropout: float = 0.5  # unet only
     disc_channels: int = 32
     disc_layers: int = 3  # 3 -> 70 px receptive field
     ema_decay: float = 0.999
@@ -49,16 +108,25 @@ class TrainConfig:
     export_fp16: bool = False
 
     def __post_init__(self) -> None:
-        if self.depth == 0:
+        if self.arch == "encoder_unet":
+            self.depth = ENCODER_DEPTH
+        elif self.depth == 0:
             self.depth = min(8, int(math.log2(self.image_size)))
+        if self.base_channels == 0:
+            self.base_channels = BASE_CHANNELS.get(self.arch, 32)
+
+    def model(self) -> ModelConfig:
+        return ModelConfig(self.arch, self.image_size, self.depth, self.base_channels, self.max_channels,
+                           self.dropout, self.encoder if self.arch == "encoder_unet" else "")
 
     def validate(self) -> None:
         if self.gan_mode not in GAN_MODES:
             raise ValueError(f"gan_mode must be one of {GAN_MODES}, got {self.gan_mode!r}")
-        if self.image_size % 2 ** self.depth:
-            raise ValueError(f"image_size {self.image_size} must be a multiple of 2**depth = {2 ** self.depth}")
+        self.model().check()
         if self.batch_size < 1 or self.epochs < 1:
             raise ValueError("batch_size and epochs must be at least 1")
         if not 0 <= self.lr_decay_epochs <= self.epochs:
             raise ValueError(f"lr_decay_epochs must be between 0 and epochs ({self.epochs}), "
                              f"got {self.lr_decay_epochs}")
+        if not 0 < self.min_crop <= 1:
+            raise ValueError(f"min_crop must be in (0, 1], got {self.min_crop}")

@@ -1,8 +1,13 @@
 """Training data: find photos, split by person, decode once into a uint8 cache, serve batches.
 
-Decoding JPEGs is the slow part of every epoch, so each photo is decoded once, resized to a
-little more than the training size (room for random crops), and kept in one uint8 array on
-disk that later epochs and later runs memory-map.
+Decoding JPEGs is the slow part of every epoch, so each photo is decoded once, resized to twice
+the training size (room for tight crops that still hold real detail), and kept in one uint8
+array on disk that later epochs and later runs memory-map.
+
+Two framings of the same held-out photos are scored: the whole photo, as `colorize` sees it,
+and its tight central crop, the framing of face data sets that crop to the face. A model
+trained on one framing alone has been seen to lose on the other; random-scale crops in
+training (`min_crop`) cover both.
 """
 
 import hashlib
@@ -16,6 +21,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from PIL import Image
 from tqdm.auto import tqdm
 
@@ -23,7 +29,13 @@ from colorful_world.archive import is_archive, safe_extract
 from colorful_world.color import colourfulness
 from colorful_world.images import BadImageError, find_images, load_rgb
 
-CROP_MARGIN = 1.125  # cache at 9/8 of the training size, as pix2pix loads 286 px to crop 256
+TIGHT_CROP = 0.5  # the validation's tight framing: the central half of the side (LFW: the face)
+
+
+def cache_side(image_size: int) -> int:
+    """Decoded photos are kept at twice the training size, so a tight crop keeps real detail,
+    but at most 256 px (LFW's photos are 250) and at least pix2pix's 9/8 margin."""
+    return max(round(image_size * 1.125), min(2 * image_size, 256))
 
 
 class DataError(ValueError):
@@ -128,8 +140,9 @@ def build_cache(files: list[Path], size: int, cache_dir: Path, progress: bool = 
 
 @dataclass
 class Splits:
-    train: torch.Tensor  # (N, 3, S', S') uint8, S' = cache size (crops are taken from it)
-    val: torch.Tensor  # (M, 3, S, S) uint8, centre crops at training size
+    train: torch.Tensor  # (N, 3, S', S') uint8, S' = cache_side(S) (crops are taken from it)
+    val: torch.Tensor  # (M, 3, S, S) uint8, whole photos at training size
+    val_crop: torch.Tensor  # (M, 3, S, S) uint8, their tight central crops (TIGHT_CROP) at training size
     dropped_grey: int
     bad: list[str]
 
@@ -146,7 +159,7 @@ def load_splits(data: str, image_size: int, val_fraction: float, seed: int, min_
     if len(files) < 2:
         raise DataError(f"{root}: found {len(files)} photos; training needs at least 2")
     train_files, val_files = split_by_person(files, val_fraction, seed)
-    cache_size = round(image_size * CROP_MARGIN)
+    cache_size = cache_side(image_size)
 
     def decode(split: list[Path]) -> tuple[torch.Tensor, int, list[str]]:
         if not split:
@@ -161,12 +174,24 @@ def load_splits(data: str, image_size: int, val_fraction: float, seed: int, min_
     if with_train and len(train) == 0:
         raise DataError(f"{root}: no colour photos left for training ({len(files)} found, "
                         f"{len(bad_t)} unreadable, {grey_t} grey)")
-    return Splits(train, centre_crop(val, image_size), grey_t + grey_v, bad_t + bad_v)
+    return Splits(train, resize_u8(val, image_size), resize_u8(centre_crop(val, TIGHT_CROP), image_size),
+                  grey_t + grey_v, bad_t + bad_v)
 
 
-def centre_crop(images: torch.Tensor, size: int) -> torch.Tensor:
-    top = (images.shape[-1] - size) // 2
+def centre_crop(images: torch.Tensor, fraction: float) -> torch.Tensor:
+    """The central square of `fraction` of the side."""
+    side = images.shape[-1]
+    size = max(1, round(side * fraction))
+    top = (side - size) // 2
     return images[..., top:top + size, top:top + size]
+
+
+def resize_u8(images: torch.Tensor, size: int) -> torch.Tensor:
+    """uint8 (N, 3, H, W) -> (N, 3, size, size), antialiased (as colorize resizes a photo)."""
+    if images.shape[-2:] == (size, size):
+        return images
+    out = F.interpolate(images.float(), size=(size, size), mode="bilinear", antialias=True, align_corners=False)
+    return out.round_().clamp_(0, 255).to(torch.uint8)
 
 
 def epoch_order(n: int, epoch: int, seed: int) -> torch.Tensor:
@@ -174,11 +199,19 @@ def epoch_order(n: int, epoch: int, seed: int) -> torch.Tensor:
     return torch.randperm(n, generator=torch.Generator().manual_seed(seed * 100_003 + epoch))
 
 
-def augment(images: torch.Tensor, size: int, generator: torch.Generator) -> torch.Tensor:
-    """Random crop of `size` and random horizontal flip, per image."""
+def augment(images: torch.Tensor, size: int, generator: torch.Generator, min_crop: float = 1.0) -> torch.Tensor:
+    """Per image: a random square crop of `min_crop` to all of the side, at a random place,
+    resized to `size`, and a random horizontal flip (scale augmentation: whole photos and
+    tight faces alike)."""
     n, _, h, w = images.shape
-    tops = torch.randint(0, h - size + 1, (n,), generator=generator).tolist()
-    lefts = torch.randint(0, w - size + 1, (n,), generator=generator).tolist()
+    side = min(h, w)
+    fractions = min_crop + (1 - min_crop) * torch.rand(n, generator=generator)
+    sides = [max(1, round(side * f)) for f in fractions.tolist()]
+    picks = torch.rand(n, 2, generator=generator).tolist()
     flips = (torch.rand(n, generator=generator) < 0.5).tolist()
-    crops = [img[:, t:t + size, l:l + size] for img, t, l in zip(images, tops, lefts)]
-    return torch.stack([c.flip(-1) if f else c for c, f in zip(crops, flips)])
+    crops = []
+    for img, s, (y, x), flip in zip(images, sides, picks, flips):
+        top, left = round(y * (h - s)), round(x * (w - s))
+        crop = resize_u8(img[None, :, top:top + s, left:left + s], size)[0]
+        crops.append(crop.flip(-1) if flip else crop)
+    return torch.stack(crops)

@@ -12,15 +12,21 @@ from colorful_world.paths import decoded_cache_dir
 from colorful_world.metrics import mean_ab, score
 
 
+FRAMINGS = ("whole", "crop")
+
+
 def evaluate(checkpoint: str | Path | None, data: str, cache_dir: str | Path | None = None,
-             progress: bool = True, size: int | None = None) -> dict[str, dict[str, float]]:
+             progress: bool = True, size: int | None = None, framing: str = "whole") -> dict[str, dict[str, float]]:
     """Score on the validation split the model was trained with (same seed, same people held out),
     at `size` px (default: the model's own; otherwise it colorizes at its own size and its colour
-    is resized, as `colorize` does for any photo).
+    is resized, as `colorize` does for any photo). `framing`: the whole photos, or their tight
+    central crops ("crop", the central half of the side: on LFW, the face).
 
     Baselines: 'grey' predicts no colour at all; 'mean_colour' paints every pixel with the
     training set's mean colour. A useful colorizer beats both on ab L1 and PSNR.
     """
+    if framing not in FRAMINGS:
+        raise ValueError(f"framing must be one of {FRAMINGS}, got {framing!r}")
     generator, config, _ = load_generator(checkpoint)
     run = rt.local()
     device = run.device
@@ -36,8 +42,9 @@ def evaluate(checkpoint: str | Path | None, data: str, cache_dir: str | Path | N
         "grey": lambda l_norm: torch.zeros_like(l_norm).repeat(1, 2, 1, 1),
         "mean_colour": lambda l_norm: mean.expand(len(l_norm), 2, *l_norm.shape[-2:]),
     }
-    results = {name: score(predict, splits.val, device) for name, predict in predictors.items()}
-    results["model"]["photos"] = len(splits.val)
+    photos = splits.val_crop if framing == "crop" else splits.val
+    results = {name: score(predict, photos, device) for name, predict in predictors.items()}
+    results["model"]["photos"] = len(photos)
     return results
 
 

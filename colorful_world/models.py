@@ -1,7 +1,11 @@
-"""The generator (U-Net, L -> ab) and the conditional PatchGAN discriminator on (L, ab)."""
+"""The generators (L -> ab: the pix2pix U-Net, or a U-Net decoder on a pretrained encoder) and the
+conditional PatchGAN discriminator on (L, ab)."""
 
 import torch
+import torch.nn.functional as F
 from torch import nn
+
+from colorful_world.config import ModelConfig
 
 
 class SkipBlock(nn.Module):
@@ -61,6 +65,85 @@ class UNet(nn.Module):
         return self.model(l_norm)
 
 
+class DecoderBlock(nn.Module):
+    """Upsample x2, concatenate the encoder's features at that resolution, two 3x3 convs."""
+
+    def __init__(self, in_channels: int, skip_channels: int, out_channels: int):
+        super().__init__()
+        self.convs = nn.Sequential(
+            nn.Conv2d(in_channels + skip_channels, out_channels, 3, padding=1, bias=False),
+            nn.BatchNorm2d(out_channels), nn.ReLU(inplace=True),
+            nn.Conv2d(out_channels, out_channels, 3, padding=1, bias=False),
+            nn.BatchNorm2d(out_channels), nn.ReLU(inplace=True))
+
+    def forward(self, x: torch.Tensor, skip: torch.Tensor) -> torch.Tensor:
+        x = F.interpolate(x, size=skip.shape[-2:], mode="nearest")
+        return self.convs(torch.cat([x, skip], dim=1))
+
+
+def split_by_resolution(features: nn.Sequential) -> tuple[nn.ModuleList, list[int]]:
+    """The feature layers grouped into stages that each end at stride 2, 4, 8...: a layer that
+    halves the resolution starts a new stage (fastai's DynamicUnet finds its skips the same way).
+    Returns the stages and their output channels."""
+    was_training = features.training
+    features.eval()  # the probe must not move BatchNorm's running statistics
+    stages, channels, current = [], [], []
+    x = torch.zeros(1, 3, 64, 64)
+    with torch.no_grad():
+        for layer in features:
+            y = layer(x)
+            if y.shape[-1] < x.shape[-1] and current:
+                stages.append(nn.Sequential(*current))
+                channels.append(x.shape[1])
+                current = []
+            current.append(layer)
+            x = y
+    stages.append(nn.Sequential(*current))
+    channels.append(x.shape[1])
+    features.train(was_training)
+    return nn.ModuleList(stages), channels
+
+
+class EncoderUNet(nn.Module):
+    """A U-Net decoder on the feature maps of a torchvision classifier (ImageNet weights), as
+    DeOldify (ResNet) and DDColor (ConvNeXt) start: the encoder already knows skies, cloth and
+    skin, which a few thousand faces cannot teach. L (N,1,H,W) in [-1,1] -> ab (N,2,H,W) in
+    [-1,1]; H, W multiples of 2**depth (32 for every encoder here).
+    """
+
+    def __init__(self, encoder: str = "mobilenet_v2", weights: str = "random", base_channels: int = 16,
+                 max_channels: int = 256):
+        super().__init__()
+        from colorful_world.encoders import IMAGENET_MEAN, IMAGENET_STD, feature_stages
+        self.stages, skips = split_by_resolution(feature_stages(encoder, weights))
+        self.depth = len(self.stages)
+        widths = [min(base_channels * 2 ** k, max_channels) for k in range(self.depth)]
+        # Deepest first: level k upsamples to stride 2**k and joins the stage that ends there.
+        self.decoder = nn.ModuleList(
+            DecoderBlock(skips[k + 1] if k + 1 == self.depth - 1 else widths[k + 1], skips[k], widths[k])
+            for k in range(self.depth - 2, -1, -1))
+        self.head = nn.Sequential(  # full resolution, with the input L itself as the last skip
+            nn.Conv2d(widths[0] + 1, widths[0], 3, padding=1), nn.ReLU(inplace=True),
+            nn.Conv2d(widths[0], 2, 1), nn.Tanh())
+        self.register_buffer("mean", IMAGENET_MEAN.clone(), persistent=False)
+        self.register_buffer("std", IMAGENET_STD.clone(), persistent=False)
+
+    def forward(self, l_norm: torch.Tensor) -> torch.Tensor:
+        # The encoder learned on RGB photos normalised with ImageNet's statistics: grey L, taken
+        # as equal R, G and B (L/100 is close to the sRGB value of a grey), normalised the same
+        # way, is the input its first layer's filters expect.
+        grey = ((l_norm + 1) / 2).expand(-1, 3, -1, -1)
+        x = (grey - self.mean.to(grey.dtype)) / self.std.to(grey.dtype)
+        skips = []
+        for stage in self.stages:
+            x = stage(x)
+            skips.append(x)
+        for block, skip in zip(self.decoder, reversed(skips[:-1])):
+            x = block(x, skip)
+        x = F.interpolate(x, size=l_norm.shape[-2:], mode="nearest")
+        return self.head(torch.cat([x, l_norm], dim=1))
+
+
 class PatchDiscriminator(nn.Module):
     """Conditional PatchGAN: scores each overlapping patch of (L, ab) as real or fake.
 
@@ -94,10 +177,15 @@ def receptive_field(n_layers: int) -> int:
     return field
 
 
-def build_generator(config: dict) -> UNet:
-    """The generator a run's config describes (the config travels inside every checkpoint)."""
-    return UNet(base_channels=config["base_channels"], depth=config["depth"], dropout=config["dropout"],
-                max_channels=config.get("max_channels", 512))
+def build_generator(config: ModelConfig, encoder_weights: str = "random") -> nn.Module:
+    """The generator a model config describes (it travels inside every checkpoint and export).
+
+    `encoder_weights` matters to training only: a model being loaded gets its weights next.
+    """
+    if config.arch == "encoder_unet":
+        return EncoderUNet(config.encoder, encoder_weights, config.base_channels, config.max_channels)
+    return UNet(base_channels=config.base_channels, depth=config.depth, dropout=config.dropout,
+                max_channels=config.max_channels)
 
 
 def count_parameters(model: nn.Module) -> int:

@@ -20,9 +20,9 @@ from tqdm.auto import tqdm
 
 from colorful_world import checkpoint as ckpt
 from colorful_world import runtime as rt
-from colorful_world.color import rgb_to_model
+from colorful_world.color import chroma_deficit, rgb_to_model
 from colorful_world.colorize import predict_ab
-from colorful_world.config import TrainConfig
+from colorful_world.config import MODEL_FORMAT, TrainConfig
 from colorful_world.data import augment, epoch_order, load_splits
 from colorful_world.metrics import mean_ab, score
 from colorful_world.models import PatchDiscriminator, build_generator, count_parameters
@@ -55,7 +55,11 @@ def train_step(rgb, G, D, opt_g, opt_d, scaler, config: TrainConfig, gan_phase: 
     with run.autocast():
         fake = G(l_norm)
     l1 = F.l1_loss(fake.float(), ab)
-    logs = {"l1": l1.item()}
+    # L1 alone is minimised by a cautious, desaturated colour (the sepia look); the chroma term
+    # holds each photo's mean chroma up to the truth's without choosing the hue for it.
+    chroma = chroma_deficit(fake.float(), ab)
+    pixel = l1 + config.chroma_weight * chroma
+    logs = {"l1": l1.item(), "chroma": chroma.item()}
     if gan_phase:
         # D: real and fake in one call (one DDP forward per backward); InstanceNorm keeps them apart.
         with run.autocast():
@@ -71,10 +75,10 @@ def train_step(rgb, G, D, opt_g, opt_d, scaler, config: TrainConfig, gan_phase: 
         bare_d.requires_grad_(False)
         with run.autocast():
             adversarial = gan_loss(bare_d(l_norm, fake), True, config.gan_mode)
-        loss_g = adversarial + config.lambda_l1 * l1
+        loss_g = adversarial + config.lambda_l1 * pixel
         logs.update(loss_d=loss_d.item(), adversarial=adversarial.item())
     else:
-        loss_g = l1
+        loss_g = pixel
     opt_g.zero_grad(set_to_none=True)
     scaler.scale(loss_g).backward()
     scaler.step(opt_g)
@@ -90,10 +94,11 @@ def learning_rate(config: TrainConfig, step: int, steps_per_epoch: int) -> float
     return config.lr * min(1.0, (total - step) / decay) if decay else config.lr
 
 
-def build_training(config: TrainConfig, run: rt.Runtime):
+def build_training(config: TrainConfig, run: rt.Runtime, pretrained: bool = True):
     """(G, D, their Adam optimizers, the grad scaler) as the config describes them, on the run's
-    device (channels_last on CUDA); the scaler only works under fp16."""
-    G = build_generator(asdict(config)).to(run.device)
+    device (channels_last on CUDA); the scaler only works under fp16. `pretrained`: load the
+    encoder's weights (a resumed run gets its own from the checkpoint instead)."""
+    G = build_generator(config.model(), config.encoder_weights if pretrained else "random").to(run.device)
     D = PatchDiscriminator(config.disc_channels, config.disc_layers).to(run.device)
     if run.device.type == "cuda":
         G, D = G.to(memory_format=torch.channels_last), D.to(memory_format=torch.channels_last)
@@ -185,9 +190,9 @@ def _train(config: TrainConfig, state: dict | None, resumed_from: Path | None, r
         f"{splits.dropped_grey} near-grey dropped, {len(splits.bad)} unreadable skipped")
     for line in splits.bad:
         say(f"  skipped {line}")
-    run_config = asdict(config) | {"mean_ab": mean_ab(splits.train)}
+    run_config = asdict(config) | {"mean_ab": mean_ab(splits.train), "format": MODEL_FORMAT}
 
-    G, D, opt_g, opt_d, scaler = build_training(config, run)
+    G, D, opt_g, opt_d, scaler = build_training(config, run, pretrained=state is None)
     ema = copy.deepcopy(G).eval().requires_grad_(False)
     say(f"generator: {count_parameters(G):,} parameters; discriminator: {count_parameters(D):,}")
 
@@ -245,7 +250,8 @@ def _train(config: TrainConfig, state: dict | None, resumed_from: Path | None, r
             first = (index * run.world_size + run.rank) * per_rank
             fetched = time.perf_counter()
             batch = images[order[first:first + per_rank].to(images.device)]
-            crops = augment(batch, config.image_size, torch.Generator().manual_seed(config.seed * 7919 + step))
+            crops = augment(batch, config.image_size, torch.Generator().manual_seed(config.seed * 7919 + step),
+                            config.min_crop)
             rgb = crops.to(run.device, non_blocking=True).float() / 255
             waited += time.perf_counter() - fetched
             logs = train_step(rgb, G_train, D_train, opt_g, opt_d, scaler, config, gan_phase, run)
@@ -260,7 +266,7 @@ def _train(config: TrainConfig, state: dict | None, resumed_from: Path | None, r
                 tick, ticked, waited = time.perf_counter(), step, 0.0
             if step % steps_per_epoch == 0:
                 if run.is_main:
-                    validate(ema, splits.val, run, out, epoch, step, log)
+                    validate(ema, splits, run, out, epoch, step, log)
                 save()
             elif step % config.save_every == 0 or stop.requested:
                 save()
@@ -272,7 +278,7 @@ def _train(config: TrainConfig, state: dict | None, resumed_from: Path | None, r
         say(f"--max-minutes {config.max_minutes:g} spent at step {step} of {total}")
         if step % steps_per_epoch and step > first_step:  # not already scored and saved
             if run.is_main:
-                validate(ema, splits.val, run, out, step // steps_per_epoch, step, log)
+                validate(ema, splits, run, out, step // steps_per_epoch, step, log)
             save()
 
     export = out / ckpt.EXPORT_NAME
@@ -293,16 +299,19 @@ def run_provenance(run_dir: Path, config: dict, step: int) -> dict:
             "validation": {k: v for k, v in vals[-1].items() if k not in ("kind", "samples")} if vals else {}}
 
 
-def validate(ema, val_images, run: rt.Runtime, out: Path, epoch: int, step: int, log: MetricsLog) -> dict:
-    """Score the EMA generator on the validation photos; write a sample grid and the plot."""
+def validate(ema, splits, run: rt.Runtime, out: Path, epoch: int, step: int, log: MetricsLog) -> dict:
+    """Score the EMA generator on the validation photos, whole and tightly cropped (figures
+    prefixed crop_); write a sample grid of both and the plot."""
     def predict(l_norm):  # at the photos' own size, which is the training size: no resizing
         return predict_ab(ema, l_norm, l_norm.shape[-1], run)
 
-    figures = score(predict, val_images, run.device)
+    figures = score(predict, splits.val, run.device)
+    figures |= {f"crop_{k}": v for k, v in score(predict, splits.val_crop, run.device).items()}
     samples = out / "samples" / f"epoch_{epoch + 1:03d}.png"
-    spread = torch.linspace(0, len(val_images) - 1, min(8, len(val_images))).long()  # different people
-    save_samples(predict, val_images[spread], run.device, samples)
+    spread = torch.linspace(0, len(splits.val) - 1, min(4, len(splits.val))).long()  # different people
+    save_samples(predict, torch.cat([splits.val[spread], splits.val_crop[spread]]), run.device, samples)
     log.write({"kind": "val", "step": step, "epoch": epoch, **figures, "samples": str(samples)})
     plot_metrics(out / "metrics.jsonl", out / "metrics.png")
-    tqdm.write(f"epoch {epoch + 1}: " + ", ".join(f"{k} {v:.3f}" for k, v in figures.items()))
+    shown = ("psnr", "delta_e2000", "colourfulness_ratio")
+    tqdm.write(f"epoch {epoch + 1}: " + ", ".join(f"{p}{k} {figures[p + k]:.3f}" for p in ("", "crop_") for k in shown))
     return figures

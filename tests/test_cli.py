@@ -88,6 +88,7 @@ def test_preset_sets_the_pix2pix_reference_and_given_flags_win(monkeypatch):
     monkeypatch.setattr(colorful_world.train, "train", lambda config, **kw: seen.update(config=config, **kw))
     assert main(["train", "--preset", "pix2pix", "--lambda-l1", "50", "--out", "run"]) == 0
     config = seen["config"]
-    assert (config.image_size, config.base_channels, config.max_channels, config.depth) == (256, 64, 512, 8)
+    assert (config.arch, config.image_size, config.base_channels, config.max_channels, config.depth) == \
+        ("unet", 256, 64, 512, 8)
     assert (config.l1_epochs, config.ema_decay, config.gan_mode, config.lambda_l1) == (0, 0.0, "vanilla", 50.0)
     assert seen["overrides"]["image_size"] == 256  # a resumed run keeps them too

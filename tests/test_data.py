@@ -21,7 +21,7 @@ def test_unreadable_files_are_named_and_grey_ones_dropped(mixed_folder, tmp_path
     assert len(splits.bad) == 1 and "broken.jpg" in splits.bad[0]
     assert splits.dropped_grey == 1
     assert len(splits.train) + len(splits.val) == 30
-    assert splits.train.dtype == torch.uint8 and splits.train.shape[1:] == (3, 36, 36)
+    assert splits.train.dtype == torch.uint8 and splits.train.shape[1:] == (3, 64, 64)
     assert splits.val.shape[1:] == (3, 32, 32)
 
 

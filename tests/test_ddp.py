@@ -10,7 +10,7 @@ def test_two_processes_train_under_torchrun_and_save_one_checkpoint(synthetic_fo
         [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
          "-m", "colorful_world", "train", "--data", str(synthetic_folder), "--out", str(out),
          "--cache-dir", str(tmp_path / "cache"), "--epochs", "2", "--l1-epochs", "1", "--image-size", "32",
-         "--batch-size", "8", "--base-channels", "8", "--depth", "3", "--disc-channels", "8",
+         "--batch-size", "8", "--arch", "unet", "--base-channels", "8", "--depth", "3", "--disc-channels", "8",
          "--val-fraction", "0.2", "--min-colourfulness", "1", "--save-every", "1000", "--keep-checkpoints", "1", "--gan-mode", "lsgan", "--data-on-device",
          "--no-progress"],
         capture_output=True, text=True, timeout=300)

@@ -15,7 +15,7 @@ LAUNCHER = ROOT / "colab" / "launch_training.sh"
 TINY_YAML = """\
 image_size: 32
 batch_size: 8
-options: {l1_epochs: 1, base_channels: 8, depth: 3, disc_channels: 8}
+options: {arch: unet, l1_epochs: 1, base_channels: 8, depth: 3, disc_channels: 8}
 lr: 2e-4            # YAML reads this as text; the launcher makes it a number again
 """
 

@@ -6,7 +6,7 @@ from colorful_world.train import train
 def test_trained_generator_beats_the_mean_colour_on_held_out_photos(synthetic_folder, tmp_path):
     # 400 steps of a 0.4M-parameter U-Net: the last 5 epochs adversarial, so both phases run.
     config = TrainConfig(data=str(synthetic_folder), out=str(tmp_path / "run"), epochs=40, l1_epochs=35,
-                         image_size=32, batch_size=16, base_channels=16, depth=4, dropout=0.0,
+                         arch="unet", image_size=32, batch_size=16, base_channels=16, depth=4, dropout=0.0,
                          disc_channels=16, lr=1e-3, ema_decay=0.99, val_fraction=0.2, save_every=10_000,
                          min_colourfulness=1.0, cache_dir=str(tmp_path / "cache"))
     model = train(config, progress=False)

@@ -39,11 +39,22 @@ def test_discriminator_scores_patches_of_70_pixels():
 
 
 def test_augment_crops_and_keeps_uint8():
-    images = torch.randint(0, 255, (5, 3, 36, 36), dtype=torch.uint8)
-    crops = augment(images, 32, torch.Generator().manual_seed(0))
+    images = torch.randint(0, 255, (5, 3, 64, 64), dtype=torch.uint8)
+    crops = augment(images, 32, torch.Generator().manual_seed(0), min_crop=0.5)
     assert crops.shape == (5, 3, 32, 32) and crops.dtype == torch.uint8
-    again = augment(images, 32, torch.Generator().manual_seed(0))
+    again = augment(images, 32, torch.Generator().manual_seed(0), min_crop=0.5)
     assert torch.equal(crops, again)
+
+
+def test_augment_scales_from_tight_crops_to_the_whole_photo():
+    # A photo whose columns are numbered: a crop's span of numbers is the share of the side it saw.
+    columns = torch.arange(64, dtype=torch.uint8).expand(200, 3, 64, 64)
+    crops = augment(columns, 32, torch.Generator().manual_seed(1), min_crop=0.5)
+    spans = (crops[:, 0, 16].max(dim=1).values - crops[:, 0, 16].min(dim=1).values).float() / 63
+    assert spans.min() >= 0.45 and spans.max() >= 0.95  # from half the side to all of it
+    assert 0.65 < spans.mean() < 0.85  # uniform in between
+    whole = augment(columns, 32, torch.Generator().manual_seed(1), min_crop=1.0)
+    assert torch.all(whole[:, 0, 16].max(dim=1).values >= 62)  # min_crop 1: always the whole photo
 
 
 def test_epoch_order_is_a_permutation_fixed_by_seed_and_epoch():

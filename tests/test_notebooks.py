@@ -21,7 +21,7 @@ REPO_SLUG = "colorful-world/colorful-world"
 def tiny_parameters(photos: Path, run: Path, cache: Path) -> dict[str, dict]:
     return {
         "train": {"data": str(photos), "out": str(run), "image_size": 32, "epochs": 2, "batch_size": 8,
-                  "options": {"l1_epochs": 1, "base_channels": 8, "depth": 3, "disc_channels": 8,
+                  "options": {"arch": "unet", "l1_epochs": 1, "base_channels": 8, "depth": 3, "disc_channels": 8,
                               "max_images": 40, "val_fraction": 0.2, "min_colourfulness": 1.0,
                               "log_every": 1, "cache_dir": str(cache)}},
         "colorize": {"checkpoint": str(run)},

@@ -15,7 +15,7 @@ STEPS_PER_EPOCH = 20  # 160 training photos / batch 8
 def train_command(data, out, cache):
     return [sys.executable, "-m", "colorful_world", "train", "--data", str(data), "--out", str(out),
             "--cache-dir", str(cache), "--epochs", "3", "--l1-epochs", "1", "--image-size", "32",
-            "--batch-size", "8", "--base-channels", "8", "--depth", "3", "--disc-channels", "8",
+            "--batch-size", "8", "--arch", "unet", "--base-channels", "8", "--depth", "3", "--disc-channels", "8",
             "--val-fraction", "0.2", "--min-colourfulness", "1", "--save-every", "3", "--seed", "7",
             "--log-every", "5", "--lr-decay-epochs", "2", "--no-progress"]
 

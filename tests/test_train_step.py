@@ -12,7 +12,7 @@ from colorful_world.train import learning_rate, train_step
 def test_one_step_updates_what_its_phase_trains(amp_dtype, gan_phase):
     torch.manual_seed(0)
     run = Runtime(torch.device("cpu"), amp_dtype)
-    config = TrainConfig(image_size=32, depth=3, gan_mode="lsgan")
+    config = TrainConfig(arch="unet", image_size=32, depth=3, gan_mode="lsgan")
     G, D = UNet(8, 3), PatchDiscriminator(8, 3)
     opt_g, opt_d = torch.optim.Adam(G.parameters(), 1e-3), torch.optim.Adam(D.parameters(), 1e-3)
     scaler = torch.amp.GradScaler("cpu", enabled=False)
@@ -21,7 +21,7 @@ def test_one_step_updates_what_its_phase_trains(amp_dtype, gan_phase):
     logs = train_step(torch.rand(4, 3, 32, 32), G, D, opt_g, opt_d, scaler, config, gan_phase, run)
 
     assert all(torch.isfinite(torch.tensor(v)) for v in logs.values())
-    assert set(logs) == ({"l1", "loss_d", "adversarial"} if gan_phase else {"l1"})
+    assert set(logs) == ({"l1", "chroma", "loss_d", "adversarial"} if gan_phase else {"l1", "chroma"})
     assert any(not torch.equal(a, b) for a, b in zip(g_before, G.parameters()))
     d_moved = any(not torch.equal(a, b) for a, b in zip(d_before, D.parameters()))
     assert d_moved == gan_phase

@@ -1,0 +1,108 @@
+"""Pretrained torchvision backbones as U-Net encoders, and where their ImageNet weights come from.
+
+A backbone is a line in ENCODERS: its torchvision constructor, its weights enum, and the part of
+the classifier that computes features (a sequence of modules, as DynamicUnet expects); the
+decoder finds the skip connections itself, by where the resolution halves.
+"""
+
+import os
+from dataclasses import dataclass
+from collections.abc import Callable
+from pathlib import Path
+
+import torch
+from torch import nn
+
+WEIGHTS_ENV = "COLORFUL_WORLD_ENCODER_WEIGHTS"  # a safetensors file used when --encoder-weights is imagenet
+
+
+class EncoderWeightsError(ValueError):
+    """ImageNet weights asked for and not to be had: offline with no file named, or a wrong file."""
+
+
+@dataclass(frozen=True)
+class Encoder:
+    build: Callable[[], nn.Module]  # the torchvision classifier, randomly initialised
+    weights: str  # the name of its torchvision weights enum member, e.g. "MobileNet_V2_Weights.IMAGENET1K_V1"
+    features: Callable[[nn.Module], nn.Sequential]  # the classifier's feature layers, stride 2 ... 32
+
+
+def _tv(name: str) -> Callable[[], nn.Module]:
+    def build() -> nn.Module:
+        import torchvision.models  # heavy: only when a network is built
+        return getattr(torchvision.models, name)(weights=None)
+    return build
+
+
+def _resnet_features(m: nn.Module) -> nn.Sequential:
+    return nn.Sequential(nn.Sequential(m.conv1, m.bn1, m.relu), m.maxpool, m.layer1, m.layer2, m.layer3, m.layer4)
+
+
+ENCODERS = {
+    # The last 1x1 conv (320 -> 1280 channels) only feeds the classifier: left out.
+    "mobilenet_v2": Encoder(_tv("mobilenet_v2"), "MobileNet_V2_Weights.IMAGENET1K_V1", lambda m: m.features[:-1]),
+    "resnet18": Encoder(_tv("resnet18"), "ResNet18_Weights.IMAGENET1K_V1", _resnet_features),
+    "resnet34": Encoder(_tv("resnet34"), "ResNet34_Weights.IMAGENET1K_V1", _resnet_features),
+}
+
+
+def encoder_names() -> tuple[str, ...]:
+    return tuple(ENCODERS)
+
+
+def load_classifier(name: str, weights: str) -> nn.Module:
+    """The torchvision classifier `name` with `weights`: "imagenet" (torchvision's weights API,
+    or the file named by $COLORFUL_WORLD_ENCODER_WEIGHTS), "random", or a safetensors
+    state_dict file of that classifier."""
+    if name not in ENCODERS:
+        raise ValueError(f"unknown encoder {name!r}; choose one of {', '.join(ENCODERS)}")
+    spec = ENCODERS[name]
+    model = spec.build()
+    if weights == "random":
+        return model
+    if weights == "imagenet" and os.environ.get(WEIGHTS_ENV):
+        weights = os.environ[WEIGHTS_ENV]
+    if weights == "imagenet":
+        state = _download_imagenet(name, spec)
+    else:
+        state = _read_weights_file(Path(weights).expanduser(), name)
+    try:
+        model.load_state_dict(state)
+    except RuntimeError as err:
+        raise EncoderWeightsError(f"{weights}: not {name} weights ({str(err).splitlines()[0]})") from None
+    return model
+
+
+def _download_imagenet(name: str, spec: Encoder) -> dict:
+    import torchvision.models
+    enum_name, member = spec.weights.split(".")
+    weights = getattr(getattr(torchvision.models, enum_name), member)
+    try:  # torch hub's cache first, then the internet
+        return weights.get_state_dict(progress=True, check_hash=True)
+    except (OSError, RuntimeError) as err:  # URLError is an OSError; a bad hash a RuntimeError
+        raise EncoderWeightsError(
+            f"could not get the ImageNet weights of {name} from torchvision ({err}). Either connect to the "
+            f"internet (torchvision downloads {weights.url} once), or name a safetensors file of "
+            f"torchvision's {name} state_dict with --encoder-weights FILE (or ${WEIGHTS_ENV}). "
+            f"--encoder-weights random trains the encoder from scratch instead.") from None
+
+
+def _read_weights_file(path: Path, name: str) -> dict:
+    from safetensors.torch import load_file
+    if not path.is_file():
+        raise EncoderWeightsError(f"{path}: no such weights file for the {name} encoder "
+                                  "(give a safetensors state_dict, 'imagenet' or 'random')")
+    try:
+        return load_file(str(path))
+    except Exception as err:  # safetensors has its own error types for a damaged file
+        raise EncoderWeightsError(f"{path}: not a safetensors weights file ({err})") from None
+
+
+def feature_stages(name: str, weights: str) -> nn.Sequential:
+    """The encoder's feature layers, ready to be split into stages by resolution."""
+    return ENCODERS[name].features(load_classifier(name, weights))
+
+
+# ImageNet normalisation of torchvision's classifiers.
+IMAGENET_MEAN = torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1)
+IMAGENET_STD = torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1)
