@@ -18,7 +18,8 @@ Parameters (the notebook's; a YAML file may give any of them by name, and flags 
   --run-name NAME            the run's folder name (faces)
   --out DIR                  the run folder itself; by default NAME in Drive's colorful_world/runs
                              on Colab, in runs/ elsewhere
-  --no-resume                refuse to touch a run that has checkpoints; by default it continues
+  --fresh                    start a new run even where one exists (the old one is moved aside);
+                             by default the same command continues the run
   --config FILE.yaml         e.g. "epochs: 5\nimage_size: 128\ngan_mode: lsgan"
   --NAME VALUE               any other `colorful-world train` option, e.g. --gan-mode lsgan
                              (all of them: python3 -m colorful_world train --help)

@@ -32,12 +32,12 @@ TRAIN_HELP = {
     "log_every": "steps between lines of metrics.jsonl (losses, seconds per step, share of time spent on data)",
     "lr_decay_epochs": "the last N epochs bring the learning rate linearly down to 0, as pix2pix does",
     "max_minutes": "stop after this many minutes of training, counted across resumes: checkpoint, "
-                   "validate and export as at the end (0 = no limit; --resume with a higher one goes on)",
+                   "validate and export as at the end (0 = no limit; the same command with a higher one goes on)",
 }
 
 
 def _add_train(sub) -> None:
-    p = sub.add_parser("train", help="train a colorizer (or resume one with --resume)")
+    p = sub.add_parser("train", help="train a colorizer; the same command again continues its run")
     for f in fields(TrainConfig):
         flag = "--" + f.name.replace("_", "-")
         if f.type is bool or isinstance(f.default, bool):
@@ -49,7 +49,8 @@ def _add_train(sub) -> None:
                    help="start from a known configuration (pix2pix: the reference unet_256 + 70 px PatchGAN, "
                         "lambda 100, 256 px, no warm start, no EMA; unet: this project's U-Net from scratch); "
                         "flags given beside it win")
-    p.add_argument("--resume", action="store_true", help="continue the latest checkpoint in --out")
+    p.add_argument("--fresh", action="store_true",
+                   help="start a new run even where --out holds one (the old run is moved aside, not deleted)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
@@ -57,7 +58,7 @@ def _train(args) -> int:
     from colorful_world.train import train
     given = {f.name: getattr(args, f.name) for f in fields(TrainConfig) if getattr(args, f.name) is not None}
     given = PRESETS.get(args.preset, {}) | given
-    train(TrainConfig(**given), resume=args.resume, overrides=given, progress=not args.no_progress)
+    train(given, fresh=args.fresh, progress=not args.no_progress)
     return 0
 
 
@@ -70,7 +71,7 @@ def _colorize(args) -> int:
 
 
 def _info(args) -> int:
-    from colorful_world.checkpoint import load_model, model_path
+    from colorful_world.model_file import load_model, model_path
     _, config, provenance = load_model(args.checkpoint)
     print(f"model: {model_path(args.checkpoint)}")
     print(json.dumps({"provenance": provenance, "config": config}, indent=2))
@@ -78,11 +79,14 @@ def _info(args) -> int:
 
 
 def _export(args) -> int:
-    from colorful_world.checkpoint import export_generator, load_model
-    from colorful_world.train import run_provenance
+    from datetime import datetime, timezone
+
+    from colorful_world.model_file import export_generator, load_model
+    from colorful_world.run_folder import provenance as run_provenance
     state, config, saved = load_model(args.checkpoint)
     steps = saved.get("step", saved.get("steps", 0))  # a training checkpoint's, or an export's
-    provenance = run_provenance(Path(args.checkpoint).parent.parent, config, steps)
+    made = datetime.fromtimestamp(Path(args.checkpoint).stat().st_mtime, timezone.utc)  # its own date, not today's
+    provenance = run_provenance(Path(args.checkpoint).parent.parent, config, steps, made)
     if args.data:
         from colorful_world.evaluate import evaluate
         provenance["validation"] = evaluate(args.checkpoint, args.data, args.cache_dir)

@@ -10,16 +10,16 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from PIL import Image
 from tqdm.auto import tqdm
 
 from colorful_world import runtime as rt
-from colorful_world.checkpoint import load_generator
+from colorful_world.model_file import load_generator
 from colorful_world.color import AB_SCALE, normalize_l
 from colorful_world.color_lut import lab_to_srgb_u8, lightness_u8
 from colorful_world.images import BadImageError, find_images, load_rgb
 from colorful_world.png import save_png
+from colorful_world.predict import predict_ab
 
 
 class Colorizer:
@@ -70,17 +70,6 @@ class Colorizer:
         if alpha is not None:
             return Image.fromarray(np.dstack([pixels, alpha]), "RGBA")
         return Image.fromarray(pixels, "RGB")
-
-
-def predict_ab(generator, l_norm: torch.Tensor, size: int, runtime: rt.Runtime) -> torch.Tensor:
-    """ab in model units for normalised L of any size: the network works at size x size, and
-    its colour is resized back (chroma carries little detail, so this costs no sharpness)."""
-    own = l_norm.shape[-2:] == (size, size)
-    small = l_norm if own else F.interpolate(l_norm, size=(size, size), mode="bilinear",
-                                             antialias=True, align_corners=False)
-    with runtime.autocast():
-        ab = generator(small).float()
-    return ab if own else F.interpolate(ab, size=l_norm.shape[-2:], mode="bilinear", align_corners=False)
 
 
 def expand_inputs(inputs: Iterable[str | Path]) -> list[Path]:

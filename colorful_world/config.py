@@ -24,6 +24,10 @@ PRESETS = {
 }
 
 
+class ConfigError(ValueError):
+    """Settings that cannot work together, or a run that cannot continue with them."""
+
+
 @dataclass(frozen=True)
 class ModelConfig:
     """What builds a generator: travels, as JSON, inside every checkpoint and exported model."""
@@ -42,32 +46,32 @@ class ModelConfig:
         """From a model's config; a format-1 model (today's bundled one before this) is a unet.
         Raises ValueError naming what is missing or wrong."""
         if not isinstance(config, dict):
-            raise ValueError("the model's config is not a JSON object")
+            raise ConfigError("the model's config is not a JSON object")
         config = {"arch": "unet", "max_channels": 512, "format": 1} | config
         if config["format"] > MODEL_FORMAT:
-            raise ValueError(f"model format {config['format']} is newer than this colorful-world "
+            raise ConfigError(f"model format {config['format']} is newer than this colorful-world "
                              f"understands ({MODEL_FORMAT}): upgrade the package")
         missing = [f.name for f in fields(cls) if f.name in ("image_size", "depth", "base_channels")
                    and f.name not in config]
         if missing:
-            raise ValueError(f"the model's config lacks {', '.join(missing)}")
+            raise ConfigError(f"the model's config lacks {', '.join(missing)}")
         model = cls(**{f.name: config[f.name] for f in fields(cls) if f.name in config})
         model.check()
         return model
 
     def check(self) -> None:
         if self.arch not in ARCHS:
-            raise ValueError(f"unknown architecture {self.arch!r}; this version knows {', '.join(ARCHS)}")
+            raise ConfigError(f"unknown architecture {self.arch!r}; this version knows {', '.join(ARCHS)}")
         for name in ("image_size", "depth", "base_channels", "max_channels"):
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-                raise ValueError(f"{name} must be a positive whole number, got {value!r}")
+                raise ConfigError(f"{name} must be a positive whole number, got {value!r}")
         if self.image_size % 2 ** self.depth:
-            raise ValueError(f"image_size {self.image_size} must be a multiple of 2**depth = {2 ** self.depth}")
+            raise ConfigError(f"image_size {self.image_size} must be a multiple of 2**depth = {2 ** self.depth}")
         if self.arch == "encoder_unet":
             from colorful_world.encoders import ENCODERS
             if self.encoder not in ENCODERS:
-                raise ValueError(f"unknown encoder {self.encoder!r}; choose one of {', '.join(ENCODERS)}")
+                raise ConfigError(f"unknown encoder {self.encoder!r}; choose one of {', '.join(ENCODERS)}")
 
 
 @dataclass
@@ -121,12 +125,12 @@ class TrainConfig:
 
     def validate(self) -> None:
         if self.gan_mode not in GAN_MODES:
-            raise ValueError(f"gan_mode must be one of {GAN_MODES}, got {self.gan_mode!r}")
+            raise ConfigError(f"gan_mode must be one of {GAN_MODES}, got {self.gan_mode!r}")
         self.model().check()
         if self.batch_size < 1 or self.epochs < 1:
-            raise ValueError("batch_size and epochs must be at least 1")
+            raise ConfigError("batch_size and epochs must be at least 1")
         if not 0 <= self.lr_decay_epochs <= self.epochs:
-            raise ValueError(f"lr_decay_epochs must be between 0 and epochs ({self.epochs}), "
+            raise ConfigError(f"lr_decay_epochs must be between 0 and epochs ({self.epochs}), "
                              f"got {self.lr_decay_epochs}")
         if not 0 < self.min_crop <= 1:
-            raise ValueError(f"min_crop must be in (0, 1], got {self.min_crop}")
+            raise ConfigError(f"min_crop must be in (0, 1], got {self.min_crop}")

@@ -15,7 +15,7 @@ import yaml
 
 from colorful_world.cli import build_parser
 from colorful_world.config import TrainConfig
-from colorful_world.paths import default_run_dir
+from colorful_world.run_folder import DEFAULT_RUN, run_dir
 
 FIELD_TYPES = {f.name: type(f.default) for f in fields(TrainConfig)}
 
@@ -31,7 +31,7 @@ def notebook_parameters(notebook: str, argv: list[str]) -> dict:
     launcher = argparse.ArgumentParser(prog="launch_training.sh", add_help=False)
     launcher.add_argument("--config", action="append", default=[])
     launcher.add_argument("--run-name")
-    launcher.add_argument("--no-resume", dest="resume", action="store_false", default=None)
+    launcher.add_argument("--fresh", action="store_true", default=None)
     ours, rest = launcher.parse_known_args(argv)
     flags, unknown = build_parser().parse_known_args(["train", *rest])  # every train option, typed
     if unknown:
@@ -50,9 +50,7 @@ def notebook_parameters(notebook: str, argv: list[str]) -> dict:
         sys.exit(f"launch_training.sh: unknown parameter(s) {', '.join(unknown)} in {' '.join(ours.config)}")
     params = {name: typed(name, value) for name, value in given.items() if name in accepted}
     params["options"] = {name: typed(name, value) for name, value in given.items() if name not in accepted}
-    runs = default_run_dir()  # <Drive or ./>runs/faces: the runs folder and the default run name
-    out = Path(params.get("out") or runs.parent / params.get("run_name", runs.name)).absolute()
-    params["out"] = str(out)
+    params["out"] = str(run_dir(params.get("out", ""), params.get("run_name", DEFAULT_RUN)).absolute())
     return params
 
 

@@ -11,7 +11,8 @@ from pathlib import Path
 
 import torch
 
-from colorful_world.checkpoint import CheckpointError, load_generator, model_path
+from colorful_world.checkpoint import CheckpointError
+from colorful_world.model_file import load_generator, model_path
 from colorful_world.paths import user_cache_dir
 
 

@@ -2,19 +2,20 @@
 the session (runs, the LFW archive), local disk for what is read often (photos, decoded cache)."""
 
 import os
-import sys
 from pathlib import Path
 
-COLAB_DRIVE = Path("/content/drive/MyDrive")
+COLAB_ROOT = Path("/content")
+COLAB_DRIVE = COLAB_ROOT / "drive" / "MyDrive"
 COLAB_ARCHIVE_CACHE = COLAB_DRIVE / "colorful_world" / "data"
 COLAB_RUNS = COLAB_DRIVE / "colorful_world" / "runs"
-COLAB_DATA = Path("/content/data")
-COLAB_CACHE = Path("/content/cache/colorful_world")
+COLAB_DATA = COLAB_ROOT / "data"
+COLAB_CACHE = COLAB_ROOT / "cache" / "colorful_world"
 
 
 def on_colab() -> bool:
-    """Whether this runs on Colab (the kernel imports google.colab; its shell sets the tag)."""
-    return "google.colab" in sys.modules or "COLAB_RELEASE_TAG" in os.environ
+    """Colab's runtime: it sets COLAB_RELEASE_TAG and has /content. colab/setup.sh asks the same
+    two questions in bash (the package is not installed yet when it runs)."""
+    return bool(os.environ.get("COLAB_RELEASE_TAG")) and COLAB_ROOT.is_dir()
 
 
 def user_cache_dir() -> Path:
@@ -24,10 +25,3 @@ def user_cache_dir() -> Path:
 def decoded_cache_dir() -> Path:
     """Where decoded photos are cached: local disk, never Drive."""
     return COLAB_CACHE if on_colab() else user_cache_dir()
-
-
-def default_run_dir() -> Path:
-    """On Colab with Drive mounted, runs live on Drive so a disconnect loses nothing."""
-    if on_colab() and COLAB_DRIVE.is_dir():
-        return COLAB_RUNS / "faces"
-    return Path("runs") / "faces"

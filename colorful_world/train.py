@@ -6,11 +6,9 @@ stopped.
 """
 
 import copy
-import json
 import time
 from collections.abc import Callable
-from datetime import datetime, timezone
-from dataclasses import asdict, fields
+from dataclasses import asdict
 from pathlib import Path
 
 import torch
@@ -18,16 +16,18 @@ import torch.nn.functional as F
 from torch.nn.parallel import DistributedDataParallel as DDP
 from tqdm.auto import tqdm
 
-from colorful_world import checkpoint as ckpt
 from colorful_world import runtime as rt
+from colorful_world.checkpoint import checkpoint_path, prune_checkpoints, save_checkpoint
 from colorful_world.color import chroma_deficit, rgb_to_model
-from colorful_world.colorize import predict_ab
 from colorful_world.config import MODEL_FORMAT, TrainConfig
 from colorful_world.data import augment, epoch_order, load_splits
 from colorful_world.metrics import mean_ab, score
 from colorful_world.models import PatchDiscriminator, build_generator, count_parameters
-from colorful_world.paths import decoded_cache_dir, default_run_dir
-from colorful_world.report import plot_metrics, read_metrics, save_samples
+from colorful_world.model_file import EXPORT_NAME, export_generator
+from colorful_world.paths import decoded_cache_dir
+from colorful_world.predict import predict_ab
+from colorful_world.report import plot_metrics, save_samples
+from colorful_world.run_folder import METRICS, MetricsLog, open_run, provenance
 
 
 GAN_LOSSES = {"vanilla": F.binary_cross_entropy_with_logits, "lsgan": F.mse_loss}  # keys: config.GAN_MODES
@@ -121,48 +121,17 @@ def _set_rng_state(state: dict, run: rt.Runtime) -> None:
         torch.cuda.set_rng_state(state["cuda"], run.device)
 
 
-class MetricsLog:
-    """metrics.jsonl in the run folder: one JSON object a line, train and validation figures."""
+def train(settings: dict | TrainConfig, fresh: bool = False, progress: bool = True,
+          on_record: Callable[[dict], None] | None = None) -> Path:
+    """Train a colorizer, or continue its run: the same settings again continue where the last
+    checkpoint left off (run_folder.open_run has the rule). Returns the exported model's path.
 
-    def __init__(self, path: Path, resume_step: int | None, on_record: Callable[[dict], None] | None = None):
-        self.path, self.on_record = path, on_record
-        if resume_step is not None and path.exists():
-            # Lines written after the checkpoint we resume from describe steps that will be redone.
-            lines = [l for l in path.read_text().splitlines() if l.strip()]
-            kept = [l for l in lines if json.loads(l).get("step", 0) <= resume_step]
-            path.write_text("".join(l + "\n" for l in kept))
-
-    def write(self, record: dict) -> None:
-        with open(self.path, "a") as f:
-            f.write(json.dumps(record) + "\n")
-        if self.on_record:
-            self.on_record(record)
-
-
-def resolve_config(config: TrainConfig, resume: bool, overrides: dict) -> tuple[TrainConfig, dict | None, Path | None]:
-    """The run's config and, when resuming, its latest checkpoint state.
-
-    On resume the run's own config wins, except for what the user passed again (say, more epochs).
+    `settings`: the train options given, by name (or a whole TrainConfig). `on_record` sees every
+    line written to metrics.jsonl as it is written (a notebook draws its live plot from them).
     """
-    if not resume:
-        if ckpt.list_checkpoints(Path(config.out)):
-            raise ValueError(f"{config.out} already holds a run: pass --resume to continue it, "
-                             "or choose another --out")
-        return config, None, None
-    path, state = ckpt.latest_checkpoint(Path(config.out))
-    saved = {f.name: state["config"][f.name] for f in fields(TrainConfig) if f.name in state["config"]}
-    return TrainConfig(**{**saved, **overrides, "out": config.out}), state, path
-
-
-def train(config: TrainConfig, resume: bool = False, overrides: dict | None = None,
-          progress: bool = True, on_record: Callable[[dict], None] | None = None) -> Path:
-    """Train (or resume) a colorizer; returns the path of the exported inference model.
-
-    `on_record` sees every line written to metrics.jsonl as it is written (a notebook draws
-    its live plot and sample grids from them).
-    """
-    config.out = config.out or str(default_run_dir())
-    config, state, resumed_from = resolve_config(config, resume, overrides or {})
+    if isinstance(settings, TrainConfig):
+        settings = asdict(settings)
+    config, state, resumed_from = open_run(settings, fresh)
     config.validate()
     run = rt.setup()
     try:
@@ -203,7 +172,7 @@ def _train(config: TrainConfig, state: dict | None, resumed_from: Path | None, r
         _set_rng_state(state["rng"], run)
         step = state["step"]
         say(f"resumed from {resumed_from} at step {step}")
-    log = MetricsLog(out / "metrics.jsonl", step if state is not None else None, on_record) if run.is_main else None
+    log = MetricsLog(out / METRICS, step if state is not None else None, on_record) if run.is_main else None
     if log and state is None:
         log.write({"kind": "data", "step": 0, "train": len(splits.train), "val": len(splits.val),
                    "dropped_grey": splits.dropped_grey, "unreadable": splits.bad})
@@ -224,13 +193,13 @@ def _train(config: TrainConfig, state: dict | None, resumed_from: Path | None, r
 
     def save() -> None:
         if run.is_main:
-            ckpt.save_checkpoint({
+            save_checkpoint({
                 "G": G.state_dict(), "D": D.state_dict(), "ema": ema.state_dict(),
                 "opt_g": opt_g.state_dict(), "opt_d": opt_d.state_dict(), "scaler": scaler.state_dict(),
                 "step": step, "epoch": step // steps_per_epoch, "rng": _rng_state(run), "config": run_config,
                 "elapsed": time.perf_counter() - started,
-            }, ckpt.checkpoint_path(out, step))
-            ckpt.prune_checkpoints(out, config.keep_checkpoints)
+            }, checkpoint_path(out, step))
+            prune_checkpoints(out, config.keep_checkpoints)
         rt.barrier(run)
 
     bar = tqdm(total=total, initial=step, desc="training", disable=not (progress and run.is_main),
@@ -272,7 +241,7 @@ def _train(config: TrainConfig, state: dict | None, resumed_from: Path | None, r
                 save()
             if stop.requested:
                 bar.close()
-                raise KeyboardInterrupt(f"stopped at step {step}; continue with --resume --out {out}")
+                raise KeyboardInterrupt(f"stopped at step {step}; the same command again continues it")
     bar.close()
     if step < total:  # --max-minutes ran out mid-epoch: score and keep what there is
         say(f"--max-minutes {config.max_minutes:g} spent at step {step} of {total}")
@@ -281,22 +250,12 @@ def _train(config: TrainConfig, state: dict | None, resumed_from: Path | None, r
                 validate(ema, splits, run, out, step // steps_per_epoch, step, log)
             save()
 
-    export = out / ckpt.EXPORT_NAME
+    export = out / EXPORT_NAME
     if run.is_main:
-        ckpt.export_generator(ema.state_dict(), run_config, export, fp16=config.export_fp16,
-                              provenance=run_provenance(out, run_config, step))
+        export_generator(ema.state_dict(), run_config, export, fp16=config.export_fp16,
+                         provenance=provenance(out, run_config, step))
         say(f"exported the EMA generator to {export}")
     return export
-
-
-def run_provenance(run_dir: Path, config: dict, step: int) -> dict:
-    """Where an exported model comes from: data, schedule, date, its last validation figures."""
-    metrics = run_dir / "metrics.jsonl"
-    vals = [r for r in read_metrics(metrics) if r["kind"] == "val"] if metrics.exists() else []
-    return {"data": config.get("data"), "steps": step, "image_size": config["image_size"],
-            "epochs": config.get("epochs"), "gan_mode": config.get("gan_mode"),
-            "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-            "validation": {k: v for k, v in vals[-1].items() if k not in ("kind", "samples")} if vals else {}}
 
 
 def validate(ema, splits, run: rt.Runtime, out: Path, epoch: int, step: int, log: MetricsLog) -> dict:
@@ -311,7 +270,7 @@ def validate(ema, splits, run: rt.Runtime, out: Path, epoch: int, step: int, log
     spread = torch.linspace(0, len(splits.val) - 1, min(4, len(splits.val))).long()  # different people
     save_samples(predict, torch.cat([splits.val[spread], splits.val_crop[spread]]), run.device, samples)
     log.write({"kind": "val", "step": step, "epoch": epoch, **figures, "samples": str(samples)})
-    plot_metrics(out / "metrics.jsonl", out / "metrics.png")
+    plot_metrics(out / METRICS, out / "metrics.png")
     shown = ("psnr", "delta_e2000", "colourfulness_ratio")
     tqdm.write(f"epoch {epoch + 1}: " + ", ".join(f"{p}{k} {figures[p + k]:.3f}" for p in ("", "crop_") for k in shown))
     return figures

@@ -17,7 +17,8 @@ import requests
 import torch
 from PIL import Image
 
-from colorful_world.checkpoint import CheckpointError, find_model
+from colorful_world.checkpoint import CheckpointError
+from colorful_world.run_folder import find_model
 from colorful_world.color import model_to_rgb, rgb_to_model
 from colorful_world.colorize import Colorizer
 from colorful_world.images import BadImageError, open_image, split_alpha

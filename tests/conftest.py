@@ -6,7 +6,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).parent))  # tests/synthetic.py
 
-from colorful_world.checkpoint import export_generator  # noqa: E402
+from colorful_world.model_file import export_generator  # noqa: E402
 from colorful_world.models import UNet  # noqa: E402
 from synthetic import write_synthetic_photos  # noqa: E402
 

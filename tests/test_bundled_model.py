@@ -10,7 +10,7 @@ from skimage import color as skcolor
 from skimage import data as skdata
 
 from colorful_world import Colorizer
-from colorful_world.checkpoint import BUNDLED_MODEL, load_model
+from colorful_world.model_file import BUNDLED_MODEL, load_model
 from colorful_world.color import colourfulness
 
 COLOURFULNESS_FLOOR = 15.0  # grey is 0; the model gives the greyed astronaut about 28 (truth: 73)

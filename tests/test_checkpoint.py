@@ -6,6 +6,7 @@ import pytest
 import torch
 
 from colorful_world import checkpoint as ckpt
+from colorful_world import model_file
 
 
 def test_interrupted_save_leaves_the_previous_checkpoint_loadable(tmp_path, monkeypatch):
@@ -56,10 +57,10 @@ def test_checkpoint_that_would_run_code_is_refused(tmp_path, tiny_model):
 
 
 def test_export_round_trips_in_fp16(tmp_path, tiny_model):
-    state, config, _ = ckpt.load_model(tiny_model)
+    state, config, _ = model_file.load_model(tiny_model)
     half = tmp_path / "half.safetensors"
-    ckpt.export_generator(state, config, half, fp16=True, provenance={"steps": 7})
-    state16, config16, provenance = ckpt.load_model(half)
+    model_file.export_generator(state, config, half, fp16=True, provenance={"steps": 7})
+    state16, config16, provenance = model_file.load_model(half)
     assert config16 == config and provenance == {"steps": 7}
     assert half.stat().st_size < 0.6 * tiny_model.stat().st_size
     for key, value in state.items():

@@ -6,6 +6,8 @@ import numpy as np
 from PIL import Image
 from skimage import data as skdata
 
+from colorful_world.config import TrainConfig
+
 
 def _digest(path):
     return hashlib.sha256(path.read_bytes()).hexdigest()
@@ -64,12 +66,18 @@ def test_missing_checkpoint_is_one_clear_error(tmp_path):
 
 
 def test_export_then_info_tell_where_a_model_comes_from(tmp_path, tiny_model):
+    import os
+
     from colorful_world import checkpoint as ckpt
-    state, config, _ = ckpt.load_model(tiny_model)
+    from colorful_world.model_file import load_model
+    state, config, _ = load_model(tiny_model)
     run = tmp_path / "run"
     ckpt.save_checkpoint({"ema": state, "config": {**config, "data": "faces/", "epochs": 1, "gan_mode": "lsgan"},
                           "step": 3, "epoch": 0}, ckpt.checkpoint_path(run, 3))
-    (run / "metrics.jsonl").write_text('{"kind": "val", "step": 3, "epoch": 0, "psnr": 24.5}\n')
+    os.utime(ckpt.checkpoint_path(run, 3), (1.6e9, 1.6e9))  # written in September 2020
+    # The run went on after this checkpoint: the export must carry its own step's figures, not the last.
+    (run / "metrics.jsonl").write_text('{"kind": "val", "step": 3, "epoch": 0, "psnr": 24.5}\n'
+                                       '{"kind": "val", "step": 9, "epoch": 2, "psnr": 30.1}\n')
     model = tmp_path / "model.safetensors"
     exported = subprocess.run([sys.executable, "-m", "colorful_world", "export", str(ckpt.checkpoint_path(run, 3)),
                                "--output", str(model), "--fp16", "--note", "made in a test"],
@@ -77,18 +85,20 @@ def test_export_then_info_tell_where_a_model_comes_from(tmp_path, tiny_model):
     assert exported.returncode == 0, exported.stderr
     info = subprocess.run([sys.executable, "-m", "colorful_world", "info", str(model)], capture_output=True, text=True)
     assert info.returncode == 0, info.stderr
-    for fact in ('"steps": 3', '"psnr": 24.5', '"data": "faces/"', "made in a test", '"gan_mode": "lsgan"'):
+    for fact in ('"steps": 3', '"psnr": 24.5', '"data": "faces/"', "made in a test", '"gan_mode": "lsgan"',
+                 '"date": "2020-09-13'):
         assert fact in info.stdout
+    assert "30.1" not in info.stdout
 
 
 def test_preset_sets_the_pix2pix_reference_and_given_flags_win(monkeypatch):
     import colorful_world.train
     from colorful_world.cli import main
     seen = {}
-    monkeypatch.setattr(colorful_world.train, "train", lambda config, **kw: seen.update(config=config, **kw))
+    monkeypatch.setattr(colorful_world.train, "train", lambda settings, **kw: seen.update(settings=settings, **kw))
     assert main(["train", "--preset", "pix2pix", "--lambda-l1", "50", "--out", "run"]) == 0
-    config = seen["config"]
+    config = TrainConfig(**seen["settings"])
     assert (config.arch, config.image_size, config.base_channels, config.max_channels, config.depth) == \
         ("unet", 256, 64, 512, 8)
     assert (config.l1_epochs, config.ema_decay, config.gan_mode, config.lambda_l1) == (0, 0.0, "vanilla", 50.0)
-    assert seen["overrides"]["image_size"] == 256  # a resumed run keeps them too
+    assert seen["settings"]["image_size"] == 256 and not seen["fresh"]  # given: a continued run must match them

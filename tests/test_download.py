@@ -264,7 +264,9 @@ def test_cli_prints_the_ready_folder_last(tmp_path, lfw_tgz, capsys):
 
 
 def test_colab_defaults_cache_in_drive_and_extract_locally(tmp_path, monkeypatch):
+    from colorful_world import paths
     monkeypatch.setenv("COLAB_RELEASE_TAG", "test")
+    monkeypatch.setattr(paths, "COLAB_ROOT", tmp_path)  # Colab's /content
     monkeypatch.setattr(download, "COLAB_DRIVE", tmp_path / "MyDrive")
     monkeypatch.setattr(download, "COLAB_ARCHIVE_CACHE", tmp_path / "MyDrive" / "cw")
     monkeypatch.setattr(download, "COLAB_DATA", tmp_path / "content-data")

@@ -13,7 +13,8 @@ from safetensors.torch import save_file
 from skimage import data as skdata
 
 from colorful_world import Colorizer
-from colorful_world.checkpoint import CheckpointError, export_generator, load_generator
+from colorful_world.checkpoint import CheckpointError
+from colorful_world.model_file import export_generator, load_generator
 from colorful_world.config import MODEL_FORMAT, ModelConfig, TrainConfig
 from colorful_world.encoders import IMAGENET_MEAN, IMAGENET_STD, EncoderWeightsError, load_classifier
 from colorful_world.models import EncoderUNet, build_generator, count_parameters

@@ -31,7 +31,7 @@ def launch(*args: str, cwd: Path) -> subprocess.CompletedProcess:
 def test_help_documents_the_launcher(tmp_path):
     result = launch("--help", cwd=tmp_path)
     assert result.returncode == 0
-    for word in ("--config", "--out", "--no-resume", "torchrun", "Drive", "papermill"):
+    for word in ("--config", "--out", "--fresh", "torchrun", "Drive", "papermill"):
         assert word in result.stdout
 
 

@@ -6,7 +6,7 @@ from PIL import Image
 from skimage import data as skdata
 
 from colorful_world import Colorizer
-from colorful_world.checkpoint import load_model
+from colorful_world.model_file import load_model
 
 
 def _photo() -> Image.Image:

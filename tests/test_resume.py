@@ -44,8 +44,7 @@ def test_run_killed_mid_epoch_resumes_to_the_same_weights(synthetic_folder, tmp_
     resumed_from = load_checkpoint(list_checkpoints(killed)[-1])["step"]
     assert resumed_from % STEPS_PER_EPOCH != 0, "the kill should land mid-epoch"
 
-    result = subprocess.run([sys.executable, "-m", "colorful_world", "train", "--out", str(killed),
-                             "--resume", "--no-progress"], capture_output=True, text=True)
+    result = subprocess.run(train_command(synthetic_folder, killed, cache), capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
     assert f"at step {resumed_from}" in result.stdout
 
@@ -62,7 +61,17 @@ def test_run_killed_mid_epoch_resumes_to_the_same_weights(synthetic_folder, tmp_
     assert steps_logged == list(range(5, 3 * STEPS_PER_EPOCH + 1, 5))  # redone past the checkpoint, not doubled
 
     again = subprocess.run(train_command(synthetic_folder, killed, cache), capture_output=True, text=True)
-    assert again.returncode == 2 and "--resume" in again.stderr  # a finished run is never started over
+    assert again.returncode == 0 and f"at step {3 * STEPS_PER_EPOCH}" in again.stdout  # continues: nothing left
+    assert final_state(killed)["step"] == 3 * STEPS_PER_EPOCH  # a finished run is never started over
+    bigger = train_command(synthetic_folder, killed, cache)
+    bigger[bigger.index("--image-size") + 1] = "64"
+    refused = subprocess.run(bigger, capture_output=True, text=True)
+    assert refused.returncode == 2
+    assert "cannot continue with these settings: image_size is 32 in the run, 64 here" in refused.stderr
+    fresh = subprocess.run(bigger + ["--fresh", "--max-minutes", "0.0001"], capture_output=True, text=True)
+    assert fresh.returncode == 0, fresh.stderr
+    kept = [p for p in tmp_path.iterdir() if p.name.startswith("killed.old-")]
+    assert len(kept) == 1 and list_checkpoints(kept[0]) and f"kept as {kept[0]}" in fresh.stdout  # moved, not lost
 
 
 def test_ctrl_c_stops_at_a_step_boundary_with_a_checkpoint(synthetic_folder, tmp_path):
@@ -76,7 +85,7 @@ def test_ctrl_c_stops_at_a_step_boundary_with_a_checkpoint(synthetic_folder, tmp
         time.sleep(0.01)
     proc.send_signal(signal.SIGINT)
     _, stderr = proc.communicate(timeout=60)
-    assert proc.returncode == 130 and "--resume" in stderr
+    assert proc.returncode == 130 and "the same command again continues it" in stderr
     step = load_checkpoint(list_checkpoints(out)[-1])["step"]
     assert 5 <= step < 3 * STEPS_PER_EPOCH and step % STEPS_PER_EPOCH != 0
 
@@ -91,7 +100,7 @@ def test_max_minutes_ends_a_run_like_its_last_epoch_and_resume_goes_on(synthetic
     records = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
     assert [r["step"] for r in records if r["kind"] == "val"][-1] == stopped["step"]
 
-    subprocess.run(command + ["--resume"], check=True, capture_output=True)  # budget spent: no step
+    subprocess.run(command, check=True, capture_output=True)  # budget spent: no step
     assert final_state(out)["step"] == stopped["step"]
-    subprocess.run(command + ["--resume", "--max-minutes", "0"], check=True, capture_output=True)
+    subprocess.run(command + ["--max-minutes", "0"], check=True, capture_output=True)
     assert final_state(out)["step"] == 3 * STEPS_PER_EPOCH

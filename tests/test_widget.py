@@ -9,14 +9,15 @@ import sys
 import threading
 import types
 from functools import partial
+from pathlib import Path
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 from PIL import Image
 from skimage import data as skdata
 
-from colorful_world import checkpoint
-from colorful_world.checkpoint import find_model
+from colorful_world import model_file, paths
+from colorful_world.run_folder import find_model
 from colorful_world.widget import PREVIEW_SIDE, colorize_widget
 
 
@@ -115,6 +116,7 @@ def test_on_colab_the_app_offers_colab_upload(monkeypatch, tiny_model, photo):
     monkeypatch.setitem(sys.modules, "google", types.ModuleType("google"))
     monkeypatch.setitem(sys.modules, "google.colab", colab)
     monkeypatch.setenv("COLAB_RELEASE_TAG", "release-colab-test")
+    monkeypatch.setattr(paths, "COLAB_ROOT", Path(__file__).parent)  # Colab's /content: any folder
     app = colorize_widget(tiny_model)
     sources = app.children[0].children
     assert [getattr(w, "description", "") for w in sources][:2] == ["Upload", "Upload with Colab"]
@@ -124,7 +126,7 @@ def test_on_colab_the_app_offers_colab_upload(monkeypatch, tiny_model, photo):
 
 
 def test_without_a_model_the_app_says_why(monkeypatch, tmp_path):
-    monkeypatch.setattr(checkpoint, "BUNDLED_MODEL", tmp_path / "absent.safetensors")
+    monkeypatch.setattr(model_file, "BUNDLED_MODEL", tmp_path / "absent.safetensors")
     app = colorize_widget(None)
     assert_error(app, "no bundled one", "train.ipynb")
     assert app.upload.disabled and app.open_button.disabled

@@ -1,0 +1,82 @@
+"""Exported models: the generator's weights with the config that rebuilds it and its provenance,
+as safetensors (nothing to unpickle); a training checkpoint's EMA generator loads the same way."""
+
+import json
+import os
+from pathlib import Path
+
+import torch
+from safetensors import safe_open
+from safetensors.torch import load_file, save_file
+
+from colorful_world.checkpoint import CheckpointError, load_checkpoint
+from colorful_world.config import ModelConfig
+from colorful_world.models import build_generator
+
+EXPORT_NAME = "generator.safetensors"
+BUNDLED_MODEL = Path(__file__).parent / "weights" / "faces.safetensors"
+
+
+def export_generator(state_dict: dict, config: dict, path: Path, fp16: bool = False,
+                     provenance: dict | None = None) -> None:
+    """The inference model as safetensors: generator weights, the config that rebuilds it, and
+    its provenance (data, steps, date, validation figures), readable by `colorful-world info`."""
+    tensors = {k: (v.half() if fp16 and v.is_floating_point() else v).contiguous()
+               for k, v in state_dict.items()}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    save_file(tensors, str(tmp), metadata={"config": json.dumps(config),
+                                           "provenance": json.dumps(provenance or {})})
+    os.replace(tmp, path)
+
+
+def model_path(path: str | Path | None) -> Path:
+    """The model file to use: the one given, or the face model that ships with the package."""
+    if path is not None:
+        return Path(path)
+    if not BUNDLED_MODEL.exists():
+        raise CheckpointError(f"no model was given and this install has no bundled one at {BUNDLED_MODEL}")
+    return BUNDLED_MODEL
+
+
+def load_model(path: str | Path | None) -> tuple[dict, dict, dict]:
+    """(generator state_dict in float32, config, provenance) from an export or a training
+    checkpoint (its EMA generator); None means the bundled model. Nothing is unpickled."""
+    path = model_path(path)
+    if path.suffix == ".onnx":
+        raise CheckpointError(f"{path}: an ONNX model runs with the onnx backend (--backend onnx)")
+    if path.suffix == ".safetensors":
+        try:
+            with safe_open(str(path), framework="pt") as f:
+                metadata = f.metadata() or {}
+            config = json.loads(metadata.get("config", "null"))
+            provenance = json.loads(metadata.get("provenance", "{}"))
+            tensors = load_file(str(path))
+        except FileNotFoundError:
+            raise CheckpointError(f"{path}: no such model file") from None
+        except Exception as err:  # safetensors raises its own error types for damaged files
+            raise CheckpointError(f"{path}: not a readable model file ({err})") from None
+        if not isinstance(config, dict):
+            raise CheckpointError(f"{path}: has no colorful-world config in its metadata")
+    else:
+        state = load_checkpoint(path)
+        if "ema" not in state or "config" not in state:
+            raise CheckpointError(f"{path}: not a colorful-world training checkpoint")
+        tensors, config = state["ema"], state["config"]
+        provenance = {"step": state["step"], "epoch": state["epoch"]}
+    return {k: v.float() if v.is_floating_point() else v for k, v in tensors.items()}, config, provenance
+
+
+def load_generator(path: str | Path | None) -> tuple[torch.nn.Module, dict, dict]:
+    """(generator in eval mode, config, provenance): what colorize and evaluate run. The config
+    names the architecture, so the right network is built; one that does not match its weights
+    is refused with a CheckpointError."""
+    state, config, provenance = load_model(path)
+    where = model_path(path)
+    try:
+        generator = build_generator(ModelConfig.from_dict(config))
+        generator.load_state_dict(state)
+    except (ValueError, TypeError, RuntimeError) as err:  # load_state_dict raises RuntimeError
+        raise CheckpointError(f"{where}: its config does not describe its weights "
+                              f"({str(err).splitlines()[0]})") from None
+    return generator.eval(), config, provenance

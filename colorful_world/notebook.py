@@ -1,0 +1,93 @@
+"""What the notebooks run: each of their cells calls one of these and shows what it returns."""
+
+import os
+import tempfile
+from pathlib import Path
+
+from colorful_world.paths import COLAB_DRIVE, on_colab
+from colorful_world.run_folder import METRICS, run_dir
+
+
+def mount_drive() -> None:
+    """On Colab, mount Google Drive (runs and the LFW archive live there); elsewhere nothing."""
+    if on_colab() and not COLAB_DRIVE.is_dir():
+        from google.colab import drive
+        drive.mount(str(COLAB_DRIVE.parent.parent))
+
+
+def live_plot(out: Path):
+    """A callback for train(on_record=...): redraws the metrics plot at each logged step, and
+    shows each epoch's sample grid below it."""
+    from IPython.display import Image, Markdown, display
+
+    from colorful_world.report import plot_metrics
+
+    plot = display(Markdown("*The plot appears with the first logged step.*"), display_id=True)
+
+    def show(record: dict) -> None:
+        if record["kind"] == "val":
+            display(Markdown(f"**Epoch {record['epoch'] + 1}**"), Image(filename=record["samples"]))
+        if record["kind"] in ("train", "val"):
+            plot_metrics(out / METRICS, out / "metrics.png")
+            plot.update(Image(filename=str(out / "metrics.png")))
+    return show
+
+
+def train_here(settings: dict, out: str = "", run_name: str = "faces", fresh: bool = False) -> Path:
+    """train.ipynb: the run folder by the one rule, LFW fetched once, training with a live plot.
+    The same call again continues the run. Returns the exported model's path."""
+    from colorful_world.checkpoint import list_checkpoints
+    from colorful_world.train import train
+
+    folder = run_dir(out, run_name)
+    continuing = bool(list_checkpoints(folder)) and not fresh
+    print(f"run folder: {folder} ({'continuing the run' if continuing else 'a new run'})")
+    settings = dict(settings)
+    # LFW is downloaded and extracted once (on Colab the archive is kept on Drive), then reused.
+    # Under torchrun only the first process fetches it; the others wait for it inside train().
+    if settings.get("data", "lfw") == "lfw" and os.environ.get("RANK", "0") == "0":
+        from colorful_world.download import prepare_lfw
+        settings["data"] = str(prepare_lfw())
+    return train(settings | {"out": str(folder)}, fresh=fresh, on_record=live_plot(folder))
+
+
+def evaluation_data(data: str, config: dict) -> str:
+    """The photos to score a model on: `data`, else the ones its config records, if they are here."""
+    if data:
+        return data
+    recorded = config.get("data") or ""
+    if recorded == "lfw" or (recorded and Path(recorded).exists()):
+        return recorded
+    raise FileNotFoundError(f"the model was trained on {recorded or 'photos it does not record'}, which is not "
+                            "on this machine: set data to the photos (or archive) it was trained on, or 'lfw'")
+
+
+def bar_chart(results: dict[str, dict[str, float]]):
+    """evaluate.ipynb: the model and both baselines side by side, as a PNG image."""
+    import io
+
+    from IPython.display import Image
+    from matplotlib.figure import Figure
+
+    figures = {"ab_l1": "ab L1 (lower is better)", "psnr": "PSNR, dB (higher is better)",
+               "colourfulness_ratio": "colourfulness / truth's (1 = as colourful)"}
+    fig = Figure(figsize=(13, 3.2))
+    for ax, (key, title) in zip(fig.subplots(1, len(figures)), figures.items()):
+        ax.bar(list(results), [r[key] for r in results.values()], color=["tab:blue", "grey", "tab:orange"])
+        ax.set_title(title)
+    fig.tight_layout()
+    png = io.BytesIO()
+    fig.savefig(png, format="png", dpi=90)
+    return Image(png.getvalue())
+
+
+def show_sample_grids(model: Path | None, data: str, cache_dir: str = "", samples: int = 8) -> None:
+    """evaluate.ipynb: grey | prediction | truth on validation photos, for the model and the
+    mean-colour baseline, whole photos and tight crops."""
+    from IPython.display import Image, Markdown, display
+
+    from colorful_world.evaluate import sample_grids
+
+    folder = Path(tempfile.mkdtemp())
+    for name, path in sample_grids(model, data, folder, cache_dir or None, samples).items():
+        display(Markdown(f"**{name}**"), Image(filename=str(path)))

@@ -1,0 +1,135 @@
+"""A training run's folder: where it is, the one rule for starting or continuing it, its
+metrics log, its newest model and the provenance an export carries.
+
+The rule, the same for the CLI, the notebook and the launcher: the same command again continues
+the run. That is what a Colab user needs after a disconnect.
+"""
+
+import json
+import time
+import warnings
+from collections.abc import Callable
+from dataclasses import fields
+from datetime import datetime, timezone
+from pathlib import Path
+
+from colorful_world.checkpoint import CheckpointError, latest_checkpoint, list_checkpoints
+from colorful_world.config import ConfigError, TrainConfig
+from colorful_world.model_file import EXPORT_NAME
+from colorful_world.paths import COLAB_DRIVE, COLAB_RUNS, on_colab
+
+DEFAULT_RUN = "faces"
+METRICS = "metrics.jsonl"
+# What may change when a run continues (a longer schedule, where the photos now are, how often
+# to save); every other setting must match the run's own.
+CONTINUABLE = frozenset({"epochs", "max_minutes", "lr_decay_epochs", "save_every", "keep_checkpoints",
+                         "log_every", "data", "cache_dir", "data_on_device", "export_fp16", "encoder_weights"})
+
+
+def run_dir(out: str | Path = "", run_name: str = DEFAULT_RUN) -> Path:
+    """--out as given; else runs/<run_name>, on Drive when on Colab (a disconnect loses nothing)."""
+    if out:
+        return Path(out)
+    return (COLAB_RUNS if on_colab() and COLAB_DRIVE.is_dir() else Path("runs")) / run_name
+
+
+def _differences(saved: dict, given: dict) -> list[str]:
+    kinds = {f.name: type(f.default) for f in fields(TrainConfig)}
+    differ = []
+    for name, value in given.items():
+        if name in CONTINUABLE or name == "out" or name not in saved:
+            continue
+        if kinds[name](saved[name]) != kinds[name](value):
+            differ.append(f"{name} is {saved[name]!r} in the run, {value!r} here")
+    return differ
+
+
+def open_run(settings: dict, fresh: bool = False) -> tuple[TrainConfig, dict | None, Path | None]:
+    """(config, the checkpoint state to continue from or None, its path) for these settings.
+
+    A run folder with checkpoints is continued from its newest one: its own config, with the
+    CONTINUABLE settings given here. Any other setting given here that differs refuses the run,
+    with a sentence naming each difference. `fresh` starts a new run; an old one there is moved
+    aside (never deleted), and its new name is printed.
+    """
+    out = run_dir(settings.get("out", ""))
+    settings = settings | {"out": str(out)}
+    if fresh and out.exists() and any(out.iterdir()):
+        aside = out.with_name(f"{out.name}.old-{time.strftime('%Y%m%d-%H%M%S')}")
+        out.rename(aside)
+        print(f"--fresh: the previous run in {out} is kept as {aside}")
+    if not list_checkpoints(out):
+        return TrainConfig(**settings), None, None
+    path, state = latest_checkpoint(out)
+    saved = {f.name: state["config"][f.name] for f in fields(TrainConfig) if f.name in state["config"]}
+    differ = _differences(saved, settings)
+    if differ:
+        raise ConfigError(f"{out} holds a run that cannot continue with these settings: {'; '.join(differ)}. "
+                          "Give the same settings to continue it, or start over with --fresh (the old run is "
+                          "kept beside it) or another --out.")
+    continuing = {k: v for k, v in settings.items() if k in CONTINUABLE or k == "out"}
+    return TrainConfig(**(saved | continuing)), state, path
+
+
+def read_metrics(path: Path) -> list[dict]:
+    """The records of a metrics.jsonl; a torn last line (a crash mid-write) is skipped with a warning."""
+    lines = [line for line in Path(path).read_text().splitlines() if line.strip()]
+    records = []
+    for number, line in enumerate(lines, 1):
+        try:
+            records.append(json.loads(line))
+        except json.JSONDecodeError:
+            if number < len(lines):
+                raise
+            warnings.warn(f"{path}: skipped a torn last line ({line[:40]!r}...)")
+    return records
+
+
+class MetricsLog:
+    """metrics.jsonl in the run folder: one JSON object a line, train and validation figures."""
+
+    def __init__(self, path: Path, resume_step: int | None, on_record: Callable[[dict], None] | None = None):
+        self.path, self.on_record = path, on_record
+        if resume_step is not None and path.exists():
+            # Lines written after the checkpoint we resume from describe steps that will be redone.
+            kept = [r for r in read_metrics(path) if r.get("step", 0) <= resume_step]
+            path.write_text("".join(json.dumps(r) + "\n" for r in kept))
+
+    def write(self, record: dict) -> None:
+        with open(self.path, "a") as f:
+            f.write(json.dumps(record) + "\n")
+        if self.on_record:
+            self.on_record(record)
+
+
+def provenance(folder: Path, config: dict, step: int, when: datetime | None = None) -> dict:
+    """Where a model comes from: data, schedule, date, and the validation figures of its own
+    step (the last ones at or before it), not those of a later checkpoint of the same run."""
+    metrics = Path(folder) / METRICS
+    vals = [r for r in read_metrics(metrics) if r["kind"] == "val" and r["step"] <= step] if metrics.exists() else []
+    when = when or datetime.now(timezone.utc)
+    return {"data": config.get("data"), "steps": step, "image_size": config["image_size"],
+            "arch": config.get("arch", "unet"), "encoder": config.get("encoder", ""),
+            "epochs": config.get("epochs"), "gan_mode": config.get("gan_mode"),
+            "date": when.isoformat(timespec="seconds"),
+            "validation": {k: v for k, v in vals[-1].items() if k not in ("kind", "samples")} if vals else {}}
+
+
+def newest_model(folder: str | Path) -> Path | None:
+    """The run's newest model: its export, or a later checkpoint of a run still training."""
+    folder = Path(folder)
+    candidates = [p for p in (folder / EXPORT_NAME, *list_checkpoints(folder)[-1:]) if p.is_file()]
+    return max(candidates, key=lambda p: p.stat().st_mtime, default=None)
+
+
+def find_model(checkpoint: str | Path | None = None, folder: str | Path | None = None) -> Path | None:
+    """The model to load: `checkpoint` (a model file, or a run folder: its newest model), else the
+    newest model of the run `folder`, else None, which stands for the bundled model."""
+    if not checkpoint:
+        return newest_model(folder) if folder else None
+    if not Path(checkpoint).is_dir():
+        return Path(checkpoint)
+    model = newest_model(checkpoint)
+    if model is None:
+        raise CheckpointError(f"{checkpoint}: no model in this run folder yet")
+    return model
