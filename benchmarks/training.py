@@ -19,20 +19,20 @@ from colorful_world.runtime import Runtime, local
 from colorful_world.train import build_training, train_step
 
 
-def throughput(config: TrainConfig, run: Runtime, steps: int) -> dict:
-    G, D, opt_g, opt_d, scaler = build_training(config, run, pretrained=False)  # speed needs no weights
+def throughput(config: TrainConfig, runtime: Runtime, steps: int) -> dict:
+    G, D, opt_g, opt_d, scaler = build_training(config, runtime, pretrained=False)  # speed needs no weights
     side = cache_side(config.image_size)
     cache = torch.randint(0, 256, (8 * config.batch_size, 3, side, side), dtype=torch.uint8)
     generator = torch.Generator().manual_seed(0)
 
     def fetch() -> torch.Tensor:
         index = torch.randint(0, len(cache), (config.batch_size,), generator=generator)
-        return augment(cache[index], config.image_size, generator, config.min_crop).to(run.device).float() / 255
+        return augment(cache[index], config.image_size, generator, config.min_crop).to(runtime.device).float() / 255
 
     figures = {}
     for phase, gan in (("l1", False), ("gan", True)):
         data = median_seconds(fetch, steps)
-        compute = median_seconds(lambda: train_step(fetch(), G, D, opt_g, opt_d, scaler, config, gan, run),
+        compute = median_seconds(lambda: train_step(fetch(), G, D, opt_g, opt_d, scaler, config, gan, runtime),
                                  steps) - data
         figures[phase] = {"images_per_second": config.batch_size / (data + compute),
                           "data_wait_share": data / (data + compute)}
@@ -47,13 +47,13 @@ def main() -> None:
     parser.add_argument("--configurations", nargs="+", choices=["default", *PRESETS], default=["default", "pix2pix"])
     args = parser.parse_args()
     device = torch.device(args.device)
-    run = local(device)
+    runtime = local(device)
     figures = {"device": str(device), "threads": torch.get_num_threads(), "batch_size": args.batch_size}
     started = time.perf_counter()
     for name in args.configurations:
         for size in (128, 256):
             config = TrainConfig(**(PRESETS.get(name, {}) | {"image_size": size, "batch_size": args.batch_size}))
-            figures[f"{name} {size}px"] = throughput(config, run, args.steps)
+            figures[f"{name} {size}px"] = throughput(config, runtime, args.steps)
     if {"default", "pix2pix"} <= set(args.configurations):
         figures["default over pix2pix, images/s"] = {
             f"{size}px {phase}": figures[f"default {size}px"][phase]["images_per_second"]

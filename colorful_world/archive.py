@@ -19,6 +19,8 @@ from pathlib import Path, PurePosixPath, PureWindowsPath
 
 from tqdm.auto import tqdm
 
+from colorful_world.errors import UserError
+
 COMPLETE_MARKER = ".complete"
 ARCHIVE_SUFFIXES = (".tar.gz", ".tgz", ".tar", ".zip")
 
@@ -26,7 +28,7 @@ ARCHIVE_SUFFIXES = (".tar.gz", ".tgz", ".tar", ".zip")
 _CORRUPT_ERRORS = (tarfile.TarError, zipfile.BadZipFile, EOFError, zlib.error, gzip.BadGzipFile)
 
 
-class ArchiveError(ValueError):
+class ArchiveError(UserError, ValueError):
     """An archive that cannot be extracted as it is."""
 
 

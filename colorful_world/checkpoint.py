@@ -7,10 +7,12 @@ from pathlib import Path
 
 import torch
 
+from colorful_world.errors import UserError
+
 CHECKPOINT_DIR = "checkpoints"
 
 
-class CheckpointError(ValueError):
+class CheckpointError(UserError, ValueError):
     """A checkpoint that is missing, damaged, or would run code when loaded."""
 
 

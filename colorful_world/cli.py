@@ -8,6 +8,7 @@ from dataclasses import fields
 from pathlib import Path
 
 from colorful_world.config import PRESETS, TrainConfig
+from colorful_world.errors import UserError
 
 TRAIN_HELP = {
     "data": "folder of colour photos (searched recursively), a .tgz/.tar/.zip of one, or 'lfw' to download LFW",
@@ -21,7 +22,7 @@ TRAIN_HELP = {
     "encoder_weights": "imagenet (torchvision's weights API, downloaded once), a safetensors state_dict of the "
                        "classifier for offline use (or $COLORFUL_WORLD_ENCODER_WEIGHTS), or random",
     "base_channels": "width of the narrowest level; 0 = the architecture's default (unet 32, encoder_unet 16)",
-    "chroma_weight": "weight, beside L1, of the term that holds each photo's colourfulness up to the truth's "
+    "chroma_weight": "weight, beside L1, of the term that holds each pixel's saturation up to the truth's "
                      "(0 = L1 alone, the sepia look)",
     "min_crop": "scale augmentation: random square crops of this share of the side up to the whole photo",
     "save_every": "steps between checkpoints (one is also written at each epoch end)",
@@ -176,7 +177,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return COMMANDS[args.command](args)
-    except (ValueError, FileNotFoundError) as err:  # bad input: checkpoint, data, archive, arguments
+    except UserError as err:  # bad input: photo, model, data, archive, settings, a download
         print(f"error: {err}", file=sys.stderr)
         return 2
     except KeyboardInterrupt as stop:

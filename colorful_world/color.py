@@ -51,18 +51,16 @@ def colourfulness(rgb: torch.Tensor) -> torch.Tensor:
 
 
 def chroma_deficit(ab_pred: torch.Tensor, ab_true: torch.Tensor) -> torch.Tensor:
-    """How far each photo's colourfulness, measured on ab, falls short of its truth's, averaged
-    over the batch; 0 for a photo at least as colourful as its truth. (N, 2, H, W), any unit.
+    """How far each pixel's chroma (|ab|) falls short of the truth's, averaged; a pixel at least
+    as saturated as its truth counts 0. (N, 2, H, W), any common unit.
 
-    Hasler & Suesstrunk's form on the a/b opponent axes: the spread of the colours plus 0.3 of
-    their mean's distance from grey. The spread is what L1 loses: a sepia photo has a fair mean
-    colour but every pixel near it.
+    Per pixel, so it cannot be met by a few loud pixels elsewhere (a per-photo colourfulness
+    target was: it painted blue streaks into backgrounds), and it pushes along the hue the
+    network chose, never choosing one for it.
     """
-    def colourful(ab):
-        flat = ab.float().flatten(2)
-        spread = torch.sqrt(flat.var(dim=2, unbiased=False).sum(dim=1) + 1e-8)
-        return spread + 0.3 * torch.sqrt(flat.mean(dim=2).pow(2).sum(dim=1) + 1e-8)
-    return torch.relu(colourful(ab_true) - colourful(ab_pred)).mean()
+    def chroma(ab):
+        return torch.sqrt(ab.float().pow(2).sum(dim=1) + 1e-8)
+    return torch.relu(chroma(ab_true) - chroma(ab_pred)).mean()
 
 
 def delta_e2000(lab1: torch.Tensor, lab2: torch.Tensor) -> torch.Tensor:

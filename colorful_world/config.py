@@ -6,6 +6,8 @@ Kept free of torch so the command line starts fast.
 import math
 from dataclasses import dataclass, fields
 
+from colorful_world.errors import ConfigError
+
 GAN_MODES = ("vanilla", "lsgan")
 ARCHS = ("encoder_unet", "unet")
 MODEL_FORMAT = 2  # 1: the pix2pix U-Net only, no "arch" or "format" keys (still loads)
@@ -22,10 +24,6 @@ PRESETS = {
     "pix2pix": {"arch": "unet", "min_crop": 1.0, "chroma_weight": 0.0, "image_size": 256, "base_channels": 64, "max_channels": 512, "disc_channels": 64,
                 "disc_layers": 3, "lambda_l1": 100.0, "gan_mode": "vanilla", "l1_epochs": 0, "ema_decay": 0.0},
 }
-
-
-class ConfigError(ValueError):
-    """Settings that cannot work together, or a run that cannot continue with them."""
 
 
 @dataclass(frozen=True)
@@ -87,7 +85,7 @@ class TrainConfig:
     lr_decay_epochs: int = 0  # the last N epochs bring the learning rate linearly down to 0 (pix2pix's)
     beta1: float = 0.5
     lambda_l1: float = 100.0
-    chroma_weight: float = 1.0  # the chroma term beside L1: each photo's mean chroma held up to the truth's
+    chroma_weight: float = 0.5  # the chroma term beside L1: each pixel's saturation held up to the truth's
     min_crop: float = 0.5  # random square crops of min_crop to all of the side (scale augmentation)
     gan_mode: str = "vanilla"  # or "lsgan"
     arch: str = "encoder_unet"  # a U-Net decoder on a pretrained encoder, or "unet" (pix2pix's, from scratch)

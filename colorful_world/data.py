@@ -27,6 +27,7 @@ from tqdm.auto import tqdm
 
 from colorful_world.archive import is_archive, safe_extract
 from colorful_world.color import colourfulness
+from colorful_world.errors import UserError
 from colorful_world.images import BadImageError, find_images, load_rgb
 
 TIGHT_CROP = 0.5  # the validation's tight framing: the central half of the side (LFW: the face)
@@ -38,7 +39,7 @@ def cache_side(image_size: int) -> int:
     return max(round(image_size * 1.125), min(2 * image_size, 256))
 
 
-class DataError(ValueError):
+class DataError(UserError, ValueError):
     """No usable photos where the user pointed."""
 
 
@@ -73,7 +74,7 @@ def split_by_person(files: list[Path], val_fraction: float, seed: int) -> tuple[
     return sorted(train), sorted(val)
 
 
-def _decode(path: Path, size: int) -> np.ndarray:
+def _decode_square(path: Path, size: int) -> np.ndarray:
     """Photo -> (3, size, size) uint8: short side resized to `size`, centre cropped."""
     rgb, _ = load_rgb(path)
     image = Image.fromarray(rgb)
@@ -119,7 +120,7 @@ def build_cache(files: list[Path], size: int, cache_dir: Path, progress: bool = 
 
     def decode(i: int) -> None:
         try:
-            images[i] = _decode(files[i], size)
+            images[i] = _decode_square(files[i], size)
             scores[i] = colourfulness(torch.from_numpy(images[i][None]).float() / 255).item()
         except (BadImageError, OSError, ValueError) as err:
             bad.append(f"{files[i]}: {err}")

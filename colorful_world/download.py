@@ -21,6 +21,7 @@ import requests
 from tqdm.auto import tqdm
 
 from colorful_world.archive import ARCHIVE_SUFFIXES, ArchiveError, is_extracted, safe_extract
+from colorful_world.errors import ConfigError, UserError
 from colorful_world.images import IMAGE_SUFFIXES
 from colorful_world.paths import COLAB_ARCHIVE_CACHE, COLAB_DATA, COLAB_DRIVE, on_colab, user_cache_dir
 
@@ -44,7 +45,7 @@ HTTP_TIMEOUT_S = (10, 60)  # connect, then between bytes
 CHUNK_BYTES = 1 << 16  # a broken connection loses the chunk being read: keep it small
 
 
-class DownloadError(RuntimeError):
+class DownloadError(UserError, RuntimeError):
     """No source could make LFW ready; the message lists each one tried and why it failed."""
 
 
@@ -110,9 +111,9 @@ def prepare_lfw(
     arguments that cannot work (unknown variant, malformed sha256 or Drive link, tries < 1).
     """
     if variant not in MIRRORS:
-        raise ValueError(f"unknown LFW variant {variant!r}; choose one of {sorted(MIRRORS)}")
+        raise ConfigError(f"unknown LFW variant {variant!r}; choose one of {sorted(MIRRORS)}")
     if tries < 1:
-        raise ValueError(f"tries must be at least 1, not {tries}")
+        raise ConfigError(f"tries must be at least 1, not {tries}")
     sources = _sources(variant, url, _normalise_sha256(sha256), gdrive_id, archive)
     dest, cache_dir = default_dirs(dest, cache_dir)
     failures = []
@@ -231,7 +232,7 @@ def _sources(
     if sources:
         return sources
     if sha256:
-        raise ValueError("--sha256 checks the file given by --url, --gdrive-id or --archive, "
+        raise ConfigError("--sha256 checks the file given by --url, --gdrive-id or --archive, "
                          "and none was given")
     name, mirror_url, mirror_sha256 = MIRRORS[variant]
     return [_Source("url", mirror_url, name, mirror_sha256, f"figshare mirror {mirror_url}")]
@@ -349,7 +350,7 @@ def _normalise_sha256(sha256: str | None) -> str | None:
         return None
     sha256 = sha256.strip().lower()
     if not re.fullmatch(r"[0-9a-f]{64}", sha256):
-        raise ValueError(f"--sha256 must be 64 hexadecimal digits, not {sha256!r}")
+        raise ConfigError(f"--sha256 must be 64 hexadecimal digits, not {sha256!r}")
     return sha256
 
 
@@ -357,7 +358,7 @@ def _drive_file_id(id_or_link: str) -> str:
     """The file id in a Drive id, a `.../file/d/ID/view` link or an `...?id=ID` link."""
     match = re.search(r"/d/([\w-]+)|[?&]id=([\w-]+)|^([\w-]{10,})$", id_or_link.strip())
     if not match:
-        raise ValueError(f"not a Google Drive file id or share link: {id_or_link!r}")
+        raise ConfigError(f"not a Google Drive file id or share link: {id_or_link!r}")
     return next(group for group in match.groups() if group)
 
 

@@ -13,10 +13,12 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from colorful_world.errors import UserError
+
 WEIGHTS_ENV = "COLORFUL_WORLD_ENCODER_WEIGHTS"  # a safetensors file used when --encoder-weights is imagenet
 
 
-class EncoderWeightsError(ValueError):
+class EncoderWeightsError(UserError, ValueError):
     """ImageNet weights asked for and not to be had: offline with no file named, or a wrong file."""
 
 

@@ -19,19 +19,19 @@ FRAMINGS = ("whole", "crop")
 def _predictors(checkpoint, data: str, cache_dir, progress: bool, size: int | None):
     """(the model and both baselines as L -> ab predictors, the validation splits, the device)."""
     generator, config, _ = load_generator(checkpoint)
-    run = rt.local()
-    generator.to(run.device)
+    runtime = rt.local()
+    generator.to(runtime.device)
     own = config["image_size"]
     splits = load_splits(data, size or own, config["val_fraction"], config["seed"],
                          config["min_colourfulness"], Path(cache_dir) if cache_dir else decoded_cache_dir(),
                          config.get("max_images") or None, progress, with_train="mean_ab" not in config)
-    mean = torch.tensor(config.get("mean_ab") or mean_ab(splits.train), device=run.device).view(1, 2, 1, 1)
+    mean = torch.tensor(config.get("mean_ab") or mean_ab(splits.train), device=runtime.device).view(1, 2, 1, 1)
     predictors = {
-        "model": lambda l_norm: predict_ab(generator, l_norm, own, run),
+        "model": lambda l_norm: predict_ab(generator, l_norm, own, runtime),
         "grey": lambda l_norm: torch.zeros_like(l_norm).repeat(1, 2, 1, 1),
         "mean_colour": lambda l_norm: mean.expand(len(l_norm), 2, *l_norm.shape[-2:]),
     }
-    return predictors, splits, run.device
+    return predictors, splits, runtime.device
 
 
 def evaluate(checkpoint: str | Path | None, data: str, cache_dir: str | Path | None = None,

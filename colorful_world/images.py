@@ -6,13 +6,15 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageCms, ImageOps
 
+from colorful_world.errors import UserError
+
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".gif"}
-MAX_PIXELS = 80_000_000  # a 9000x9000 scan still passes; a decompression bomb does not
+MAX_PIXELS = 80_000_000  # the ceiling of every door: a 9000x9000 scan passes, a decompression bomb does not
 
 _SRGB = ImageCms.createProfile("sRGB")
 
 
-class BadImageError(ValueError):
+class BadImageError(UserError, ValueError):
     """A file that is not a photo we can read: corrupt, truncated, too large, odd mode."""
 
 

@@ -4,6 +4,7 @@ import os
 import tempfile
 from pathlib import Path
 
+from colorful_world.data import DataError
 from colorful_world.paths import COLAB_DRIVE, on_colab
 from colorful_world.run_folder import METRICS, run_dir
 
@@ -58,7 +59,7 @@ def evaluation_data(data: str, config: dict) -> str:
     recorded = config.get("data") or ""
     if recorded == "lfw" or (recorded and Path(recorded).exists()):
         return recorded
-    raise FileNotFoundError(f"the model was trained on {recorded or 'photos it does not record'}, which is not "
+    raise DataError(f"the model was trained on {recorded or 'photos it does not record'}, which is not "
                             "on this machine: set data to the photos (or archive) it was trained on, or 'lfw'")
 
 

@@ -1,5 +1,7 @@
 """What a person looks at: the sample grid (grey | ours | truth) and the loss/metric plot."""
 
+import json
+import warnings
 from pathlib import Path
 
 import torch
@@ -7,7 +9,6 @@ from matplotlib.figure import Figure  # a figure of its own: pyplot's global bac
 from torchvision.utils import make_grid, save_image
 
 from colorful_world.color import model_to_rgb, rgb_to_model
-from colorful_world.run_folder import read_metrics
 
 
 @torch.no_grad()
@@ -20,6 +21,20 @@ def save_samples(predict_ab, images: torch.Tensor, device: torch.device, path: P
     rows = torch.stack([grey, ours, rgb], dim=1).flatten(0, 1)
     path.parent.mkdir(parents=True, exist_ok=True)
     save_image(make_grid(rows.cpu(), nrow=3, padding=2, pad_value=1.0), path)
+
+
+def read_metrics(path: Path) -> list[dict]:
+    """The records of a metrics.jsonl; a torn last line (a crash mid-write) is skipped with a warning."""
+    lines = [line for line in Path(path).read_text().splitlines() if line.strip()]
+    records = []
+    for number, line in enumerate(lines, 1):
+        try:
+            records.append(json.loads(line))
+        except json.JSONDecodeError:
+            if number < len(lines):
+                raise
+            warnings.warn(f"{path}: skipped a torn last line ({line[:40]!r}...)")
+    return records
 
 
 def plot_metrics(metrics_path: Path, out_path: Path) -> None:

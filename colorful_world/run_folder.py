@@ -7,16 +7,17 @@ the run. That is what a Colab user needs after a disconnect.
 
 import json
 import time
-import warnings
 from collections.abc import Callable
 from dataclasses import fields
 from datetime import datetime, timezone
 from pathlib import Path
 
 from colorful_world.checkpoint import CheckpointError, latest_checkpoint, list_checkpoints
-from colorful_world.config import ConfigError, TrainConfig
+from colorful_world.config import TrainConfig
+from colorful_world.errors import ConfigError
 from colorful_world.model_file import EXPORT_NAME
 from colorful_world.paths import COLAB_DRIVE, COLAB_RUNS, on_colab
+from colorful_world.report import read_metrics
 
 DEFAULT_RUN = "faces"
 METRICS = "metrics.jsonl"
@@ -69,20 +70,6 @@ def open_run(settings: dict, fresh: bool = False) -> tuple[TrainConfig, dict | N
                           "kept beside it) or another --out.")
     continuing = {k: v for k, v in settings.items() if k in CONTINUABLE or k == "out"}
     return TrainConfig(**(saved | continuing)), state, path
-
-
-def read_metrics(path: Path) -> list[dict]:
-    """The records of a metrics.jsonl; a torn last line (a crash mid-write) is skipped with a warning."""
-    lines = [line for line in Path(path).read_text().splitlines() if line.strip()]
-    records = []
-    for number, line in enumerate(lines, 1):
-        try:
-            records.append(json.loads(line))
-        except json.JSONDecodeError:
-            if number < len(lines):
-                raise
-            warnings.warn(f"{path}: skipped a torn last line ({line[:40]!r}...)")
-    return records
 
 
 class MetricsLog:

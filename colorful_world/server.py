@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, Callable
 from PIL import Image, UnidentifiedImageError
 
 from colorful_world import images
+from colorful_world.errors import ConfigError
 from colorful_world.png import png_bytes
 
 if TYPE_CHECKING:
@@ -39,7 +40,7 @@ if TYPE_CHECKING:
     from colorful_world.colorize import Colorizer
 
 MAX_BYTES = 10_000_000  # the whole request body, multipart framing included
-MAX_PIXELS = 40_000_000  # bounds the memory of a request: about 160 bytes a pixel while colorized
+MAX_PIXELS = 40_000_000  # the server's default, lower than images.MAX_PIXELS: it bounds one request's memory
 MAX_SIZE_FACTOR = 4  # `?size=` up to 4x the training size: 16x the work, and far from what it saw
 
 # The formats the package reads from disk, and only those: PIL can open many more (EPS, PSD,
@@ -80,12 +81,12 @@ def create_app(colorizer: Colorizer | None = None, checkpoint: str | None = None
     from werkzeug.exceptions import HTTPException
 
     if max_bytes < 1:
-        raise ValueError(f"max_bytes must be positive, not {max_bytes}")
+        raise ConfigError(f"max_bytes must be positive, not {max_bytes}")
     if not 0 < max_pixels <= images.MAX_PIXELS:
-        raise ValueError(f"max_pixels must be from 1 to the package's {images.MAX_PIXELS:,}, "
+        raise ConfigError(f"max_pixels must be from 1 to the package's {images.MAX_PIXELS:,}, "
                          f"not {max_pixels:,}")
     if backend not in BACKENDS:
-        raise ValueError(f"unknown backend {backend!r}; choose one of {sorted(BACKENDS)}")
+        raise ConfigError(f"unknown backend {backend!r}; choose one of {sorted(BACKENDS)}")
     if colorizer is None:
         colorizer = BACKENDS[backend](checkpoint)
     # One photo at a time: torch already spreads one forward pass over every core, so running

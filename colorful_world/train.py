@@ -20,7 +20,7 @@ from colorful_world import runtime as rt
 from colorful_world.checkpoint import checkpoint_path, prune_checkpoints, save_checkpoint
 from colorful_world.color import chroma_deficit, rgb_to_model
 from colorful_world.config import MODEL_FORMAT, TrainConfig
-from colorful_world.data import augment, epoch_order, load_splits
+from colorful_world.data import DataError, augment, epoch_order, load_splits
 from colorful_world.metrics import mean_ab, score
 from colorful_world.models import PatchDiscriminator, build_generator, count_parameters
 from colorful_world.model_file import EXPORT_NAME, export_generator
@@ -30,7 +30,7 @@ from colorful_world.report import plot_metrics, save_samples
 from colorful_world.run_folder import METRICS, MetricsLog, open_run, provenance
 
 
-GAN_LOSSES = {"vanilla": F.binary_cross_entropy_with_logits, "lsgan": F.mse_loss}  # keys: config.GAN_MODES
+GAN_LOSSES = {"vanilla": F.binary_cross_entropy_with_logits, "lsgan": F.mse_loss}  # keys: config.GAN_MODES (tested)
 
 
 def gan_loss(logits: torch.Tensor, real: bool, mode: str) -> torch.Tensor:
@@ -47,22 +47,22 @@ def update_ema(ema: torch.nn.Module, model: torch.nn.Module, decay: float) -> No
         e.copy_(b)
 
 
-def train_step(rgb, G, D, opt_g, opt_d, scaler, config: TrainConfig, gan_phase: bool, run: rt.Runtime):
+def train_step(rgb, G, D, opt_g, opt_d, scaler, config: TrainConfig, gan_phase: bool, runtime: rt.Runtime):
     """One optimisation step on a batch of sRGB photos in [0, 1]; returns the losses."""
     l_norm, ab = rgb_to_model(rgb)  # colour conversion on the device, in float32
-    if run.device.type == "cuda":
+    if runtime.device.type == "cuda":
         l_norm = l_norm.contiguous(memory_format=torch.channels_last)
-    with run.autocast():
+    with runtime.autocast():
         fake = G(l_norm)
     l1 = F.l1_loss(fake.float(), ab)
     # L1 alone is minimised by a cautious, desaturated colour (the sepia look); the chroma term
-    # holds each photo's mean chroma up to the truth's without choosing the hue for it.
+    # holds each pixel's saturation up to the truth's without choosing the hue for it.
     chroma = chroma_deficit(fake.float(), ab)
     pixel = l1 + config.chroma_weight * chroma
     logs = {"l1": l1.item(), "chroma": chroma.item()}
     if gan_phase:
         # D: real and fake in one call (one DDP forward per backward); InstanceNorm keeps them apart.
-        with run.autocast():
+        with runtime.autocast():
             logits = D(torch.cat([l_norm, l_norm]), torch.cat([fake.detach(), ab.to(fake.dtype)]))
         fake_logits, real_logits = logits.chunk(2)
         loss_d = 0.5 * (gan_loss(fake_logits, False, config.gan_mode) + gan_loss(real_logits, True, config.gan_mode))
@@ -73,7 +73,7 @@ def train_step(rgb, G, D, opt_g, opt_d, scaler, config: TrainConfig, gan_phase: 
         # G only, and DDP has nothing of D's to synchronise (its weights are equal on every rank).
         bare_d = D.module if isinstance(D, DDP) else D
         bare_d.requires_grad_(False)
-        with run.autocast():
+        with runtime.autocast():
             adversarial = gan_loss(bare_d(l_norm, fake), True, config.gan_mode)
         loss_g = adversarial + config.lambda_l1 * pixel
         logs.update(loss_d=loss_d.item(), adversarial=adversarial.item())
@@ -94,31 +94,31 @@ def learning_rate(config: TrainConfig, step: int, steps_per_epoch: int) -> float
     return config.lr * min(1.0, (total - step) / decay) if decay else config.lr
 
 
-def build_training(config: TrainConfig, run: rt.Runtime, pretrained: bool = True):
-    """(G, D, their Adam optimizers, the grad scaler) as the config describes them, on the run's
+def build_training(config: TrainConfig, runtime: rt.Runtime, pretrained: bool = True):
+    """(G, D, their Adam optimizers, the grad scaler) as the config describes them, on the runtime's
     device (channels_last on CUDA); the scaler only works under fp16. `pretrained`: load the
     encoder's weights (a resumed run gets its own from the checkpoint instead)."""
-    G = build_generator(config.model(), config.encoder_weights if pretrained else "random").to(run.device)
-    D = PatchDiscriminator(config.disc_channels, config.disc_layers).to(run.device)
-    if run.device.type == "cuda":
+    G = build_generator(config.model(), config.encoder_weights if pretrained else "random").to(runtime.device)
+    D = PatchDiscriminator(config.disc_channels, config.disc_layers).to(runtime.device)
+    if runtime.device.type == "cuda":
         G, D = G.to(memory_format=torch.channels_last), D.to(memory_format=torch.channels_last)
     opt_g = torch.optim.Adam(G.parameters(), lr=config.lr, betas=(config.beta1, 0.999))
     opt_d = torch.optim.Adam(D.parameters(), lr=config.lr, betas=(config.beta1, 0.999))
-    scaler = torch.amp.GradScaler(run.device.type, enabled=run.amp_dtype == torch.float16)
+    scaler = torch.amp.GradScaler(runtime.device.type, enabled=runtime.amp_dtype == torch.float16)
     return G, D, opt_g, opt_d, scaler
 
 
-def _rng_state(run: rt.Runtime) -> dict:
+def _rng_state(runtime: rt.Runtime) -> dict:
     state = {"torch": torch.get_rng_state()}
-    if run.device.type == "cuda":
-        state["cuda"] = torch.cuda.get_rng_state(run.device)
+    if runtime.device.type == "cuda":
+        state["cuda"] = torch.cuda.get_rng_state(runtime.device)
     return state
 
 
-def _set_rng_state(state: dict, run: rt.Runtime) -> None:
+def _set_rng_state(state: dict, runtime: rt.Runtime) -> None:
     torch.set_rng_state(state["torch"])
-    if run.device.type == "cuda" and "cuda" in state:
-        torch.cuda.set_rng_state(state["cuda"], run.device)
+    if runtime.device.type == "cuda" and "cuda" in state:
+        torch.cuda.set_rng_state(state["cuda"], runtime.device)
 
 
 def train(settings: dict | TrainConfig, fresh: bool = False, progress: bool = True,
@@ -133,35 +133,35 @@ def train(settings: dict | TrainConfig, fresh: bool = False, progress: bool = Tr
         settings = asdict(settings)
     config, state, resumed_from = open_run(settings, fresh)
     config.validate()
-    run = rt.setup()
+    runtime = rt.setup()
     try:
-        return _train(config, state, resumed_from, run, progress, on_record)
+        return _train(config, state, resumed_from, runtime, progress, on_record)
     finally:
-        rt.teardown(run)
+        rt.teardown(runtime)
 
 
-def _train(config: TrainConfig, state: dict | None, resumed_from: Path | None, run: rt.Runtime,
+def _train(config: TrainConfig, state: dict | None, resumed_from: Path | None, runtime: rt.Runtime,
            progress: bool, on_record: Callable[[dict], None] | None) -> Path:
     out = Path(config.out)
-    say = print if run.is_main else (lambda *a, **k: None)
+    say = print if runtime.is_main else (lambda *a, **k: None)
     out.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(config.seed)
 
     cache_dir = Path(config.cache_dir) if config.cache_dir else decoded_cache_dir()
-    if not run.is_main:
-        rt.barrier(run)  # rank 0 decodes the cache first; the others then read it
+    if not runtime.is_main:
+        rt.barrier(runtime)  # rank 0 decodes the cache first; the others then read it
     splits = load_splits(config.data, config.image_size, config.val_fraction, config.seed,
                          config.min_colourfulness, cache_dir, config.max_images or None,
-                         progress and run.is_main)
-    if run.is_main:
-        rt.barrier(run)
+                         progress and runtime.is_main)
+    if runtime.is_main:
+        rt.barrier(runtime)
     say(f"data: {len(splits.train)} training and {len(splits.val)} validation photos; "
         f"{splits.dropped_grey} near-grey dropped, {len(splits.bad)} unreadable skipped")
     for line in splits.bad:
         say(f"  skipped {line}")
     run_config = asdict(config) | {"mean_ab": mean_ab(splits.train), "format": MODEL_FORMAT}
 
-    G, D, opt_g, opt_d, scaler = build_training(config, run, pretrained=state is None)
+    G, D, opt_g, opt_d, scaler = build_training(config, runtime, pretrained=state is None)
     ema = copy.deepcopy(G).eval().requires_grad_(False)
     say(f"generator: {count_parameters(G):,} parameters; discriminator: {count_parameters(D):,}")
 
@@ -169,73 +169,73 @@ def _train(config: TrainConfig, state: dict | None, resumed_from: Path | None, r
     if state is not None:
         for part, key in ((G, "G"), (D, "D"), (ema, "ema"), (opt_g, "opt_g"), (opt_d, "opt_d"), (scaler, "scaler")):
             part.load_state_dict(state[key])
-        _set_rng_state(state["rng"], run)
+        _set_rng_state(state["rng"], runtime)
         step = state["step"]
         say(f"resumed from {resumed_from} at step {step}")
-    log = MetricsLog(out / METRICS, step if state is not None else None, on_record) if run.is_main else None
-    if log and state is None:
-        log.write({"kind": "data", "step": 0, "train": len(splits.train), "val": len(splits.val),
+    metrics = MetricsLog(out / METRICS, step if state is not None else None, on_record) if runtime.is_main else None
+    if metrics and state is None:
+        metrics.write({"kind": "data", "step": 0, "train": len(splits.train), "val": len(splits.val),
                    "dropped_grey": splits.dropped_grey, "unreadable": splits.bad})
-    G_train = DDP(G) if run.distributed else G
-    D_train = DDP(D) if run.distributed else D
+    G_train = DDP(G) if runtime.distributed else G
+    D_train = DDP(D) if runtime.distributed else D
 
     per_rank = config.batch_size
-    steps_per_epoch = len(splits.train) // (per_rank * run.world_size)
+    steps_per_epoch = len(splits.train) // (per_rank * runtime.world_size)
     if steps_per_epoch == 0:
-        raise ValueError(f"{len(splits.train)} training photos is less than one batch of "
-                         f"{per_rank} x {run.world_size} processes")
+        raise DataError(f"{len(splits.train)} training photos is less than one batch of "
+                         f"{per_rank} x {runtime.world_size} processes")
     total = steps_per_epoch * config.epochs
     # Training time, counted across resumes, for --max-minutes (one clock for all ranks: rank 0's).
     started = time.perf_counter() - (state.get("elapsed", 0.0) if state is not None else 0.0)
 
     def out_of_time() -> bool:
-        return bool(config.max_minutes) and rt.agree(time.perf_counter() - started >= 60 * config.max_minutes, run)
+        return bool(config.max_minutes) and rt.agree(time.perf_counter() - started >= 60 * config.max_minutes, runtime)
 
     def save() -> None:
-        if run.is_main:
+        if runtime.is_main:
             save_checkpoint({
                 "G": G.state_dict(), "D": D.state_dict(), "ema": ema.state_dict(),
                 "opt_g": opt_g.state_dict(), "opt_d": opt_d.state_dict(), "scaler": scaler.state_dict(),
-                "step": step, "epoch": step // steps_per_epoch, "rng": _rng_state(run), "config": run_config,
+                "step": step, "epoch": step // steps_per_epoch, "rng": _rng_state(runtime), "config": run_config,
                 "elapsed": time.perf_counter() - started,
             }, checkpoint_path(out, step))
             prune_checkpoints(out, config.keep_checkpoints)
-        rt.barrier(run)
+        rt.barrier(runtime)
 
-    bar = tqdm(total=total, initial=step, desc="training", disable=not (progress and run.is_main),
+    bar = tqdm(total=total, initial=step, desc="training", disable=not (progress and runtime.is_main),
                dynamic_ncols=True)
     G_train.train(), D_train.train()
     # --data-on-device: the uint8 cache lives on the GPU (a quarter of float32), crops happen there.
-    images = splits.train.to(run.device) if config.data_on_device else splits.train
+    images = splits.train.to(runtime.device) if config.data_on_device else splits.train
     tick, ticked, waited = time.perf_counter(), step, 0.0
     first_step = step
-    with rt.GracefulStop(enabled=not run.distributed) as stop:
+    with rt.GracefulStop(enabled=not runtime.distributed) as stop:
         while step < total and not out_of_time():
             epoch, index = divmod(step, steps_per_epoch)
             gan_phase = epoch >= config.l1_epochs
             for group in (*opt_g.param_groups, *opt_d.param_groups):  # a function of the step: resumes exactly
                 group["lr"] = learning_rate(config, step, steps_per_epoch)
             order = epoch_order(len(splits.train), epoch, config.seed)
-            first = (index * run.world_size + run.rank) * per_rank
+            first = (index * runtime.world_size + runtime.rank) * per_rank
             fetched = time.perf_counter()
             batch = images[order[first:first + per_rank].to(images.device)]
             crops = augment(batch, config.image_size, torch.Generator().manual_seed(config.seed * 7919 + step),
                             config.min_crop)
-            rgb = crops.to(run.device, non_blocking=True).float() / 255
+            rgb = crops.to(runtime.device, non_blocking=True).float() / 255
             waited += time.perf_counter() - fetched
-            logs = train_step(rgb, G_train, D_train, opt_g, opt_d, scaler, config, gan_phase, run)
+            logs = train_step(rgb, G_train, D_train, opt_g, opt_d, scaler, config, gan_phase, runtime)
             step += 1
             update_ema(ema, G, min(config.ema_decay, (1 + step) / (10 + step)))  # warm-up for short runs
             bar.update(1)
             bar.set_postfix(phase="gan" if gan_phase else "l1", **{k: f"{v:.3f}" for k, v in logs.items()})
-            if log and step % config.log_every == 0:
+            if metrics and step % config.log_every == 0:
                 elapsed = time.perf_counter() - tick
-                log.write({"kind": "train", "step": step, "epoch": epoch, "phase": "gan" if gan_phase else "l1",
+                metrics.write({"kind": "train", "step": step, "epoch": epoch, "phase": "gan" if gan_phase else "l1",
                            "sec_per_step": elapsed / (step - ticked), "data_wait": waited / elapsed, **logs})
                 tick, ticked, waited = time.perf_counter(), step, 0.0
             if step % steps_per_epoch == 0:
-                if run.is_main:
-                    validate(ema, splits, run, out, epoch, step, log)
+                if runtime.is_main:
+                    validate(ema, splits, runtime, out, epoch, step, metrics)
                 save()
             elif step % config.save_every == 0 or stop.requested:
                 save()
@@ -246,30 +246,30 @@ def _train(config: TrainConfig, state: dict | None, resumed_from: Path | None, r
     if step < total:  # --max-minutes ran out mid-epoch: score and keep what there is
         say(f"--max-minutes {config.max_minutes:g} spent at step {step} of {total}")
         if step % steps_per_epoch and step > first_step:  # not already scored and saved
-            if run.is_main:
-                validate(ema, splits, run, out, step // steps_per_epoch, step, log)
+            if runtime.is_main:
+                validate(ema, splits, runtime, out, step // steps_per_epoch, step, metrics)
             save()
 
     export = out / EXPORT_NAME
-    if run.is_main:
+    if runtime.is_main:
         export_generator(ema.state_dict(), run_config, export, fp16=config.export_fp16,
                          provenance=provenance(out, run_config, step))
         say(f"exported the EMA generator to {export}")
     return export
 
 
-def validate(ema, splits, run: rt.Runtime, out: Path, epoch: int, step: int, log: MetricsLog) -> dict:
+def validate(ema, splits, runtime: rt.Runtime, out: Path, epoch: int, step: int, metrics: MetricsLog) -> dict:
     """Score the EMA generator on the validation photos, whole and tightly cropped (figures
     prefixed crop_); write a sample grid of both and the plot."""
     def predict(l_norm):  # at the photos' own size, which is the training size: no resizing
-        return predict_ab(ema, l_norm, l_norm.shape[-1], run)
+        return predict_ab(ema, l_norm, l_norm.shape[-1], runtime)
 
-    figures = score(predict, splits.val, run.device)
-    figures |= {f"crop_{k}": v for k, v in score(predict, splits.val_crop, run.device).items()}
+    figures = score(predict, splits.val, runtime.device)
+    figures |= {f"crop_{k}": v for k, v in score(predict, splits.val_crop, runtime.device).items()}
     samples = out / "samples" / f"epoch_{epoch + 1:03d}.png"
     spread = torch.linspace(0, len(splits.val) - 1, min(4, len(splits.val))).long()  # different people
-    save_samples(predict, torch.cat([splits.val[spread], splits.val_crop[spread]]), run.device, samples)
-    log.write({"kind": "val", "step": step, "epoch": epoch, **figures, "samples": str(samples)})
+    save_samples(predict, torch.cat([splits.val[spread], splits.val_crop[spread]]), runtime.device, samples)
+    metrics.write({"kind": "val", "step": step, "epoch": epoch, **figures, "samples": str(samples)})
     plot_metrics(out / METRICS, out / "metrics.png")
     shown = ("psnr", "delta_e2000", "colourfulness_ratio")
     tqdm.write(f"epoch {epoch + 1}: " + ", ".join(f"{p}{k} {figures[p + k]:.3f}" for p in ("", "crop_") for k in shown))

@@ -31,7 +31,7 @@ def test_photos_are_decoded_once(mixed_folder, tmp_path, monkeypatch):
     def no_decoding(*args):
         raise AssertionError("decoded again")
 
-    monkeypatch.setattr(data, "_decode", no_decoding)
+    monkeypatch.setattr(data, "_decode_square", no_decoding)
     again = data.load_splits(str(mixed_folder), 32, 0.2, 0, 5.0, tmp_path / "cache", progress=False)
     assert torch.equal(first.train, again.train) and again.bad == first.bad
 
