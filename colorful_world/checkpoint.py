@@ -3,6 +3,8 @@ without unpickling anything but tensors and numbers."""
 
 import os
 import pickle
+import shutil
+import tempfile
 from pathlib import Path
 
 import torch
@@ -20,18 +22,44 @@ def checkpoint_path(run_dir: Path, step: int) -> Path:
     return Path(run_dir) / CHECKPOINT_DIR / f"step_{step:09d}.pt"
 
 
-def save_checkpoint(state: dict, path: Path) -> None:
-    """Write to a temporary file in the same folder, sync, then rename over the target.
+def _temporary(folder: Path, name: str) -> Path:
+    """A temporary name of this save's own: two saves never write into one file."""
+    fd, tmp = tempfile.mkstemp(dir=folder, prefix=name + ".", suffix=".tmp")
+    os.close(fd)
+    return Path(tmp)
 
-    A run killed mid-save leaves only a stray .tmp file; every finished checkpoint stays whole.
+
+def save_checkpoint(state: dict, path: Path, staging: Path | None = None) -> None:
+    """Write to a temporary file in the same folder, sync, then rename over the target; with
+    `staging` (local disk, when the run folder is on a network drive such as Google Drive), the
+    file is written there first and then copied in, the same way.
+
+    A save that fails or is killed leaves every finished checkpoint whole, and a failed one
+    removes its temporary files.
     """
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "wb") as f:
-        torch.save(state, f)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    written = []
+    try:
+        if staging is not None:
+            staging.mkdir(parents=True, exist_ok=True)
+            local = _temporary(staging, path.name)
+            written.append(local)
+            torch.save(state, local)
+        tmp = _temporary(path.parent, path.name)
+        written.append(tmp)
+        with open(tmp, "wb") as f:
+            if staging is None:
+                torch.save(state, f)
+            else:
+                with open(local, "rb") as source:
+                    shutil.copyfileobj(source, f, 1 << 22)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+        written.remove(tmp)
+    finally:
+        for leftover in written:
+            leftover.unlink(missing_ok=True)
 
 
 def load_checkpoint(path: Path) -> dict:

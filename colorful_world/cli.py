@@ -26,6 +26,9 @@ TRAIN_HELP = {
                      "(0 = L1 alone, the sepia look)",
     "min_crop": "scale augmentation: random square crops of this share of the side up to the whole photo",
     "save_every": "steps between checkpoints (one is also written at each epoch end)",
+    "precision": "auto (bf16 on GPUs of compute capability 8.0+, fp16 with a grad scaler on older ones such as "
+                 "the T4, fp32 on CPU), or fp32, fp16, bf16",
+    "save_every_minutes": "also write a checkpoint after this many minutes since the last one (0 = off)",
     "max_images": "use only the first N photos (0 = all), for a quick try",
     "min_colourfulness": "drop training photos less colourful than this (0-100 scale; grey is ~0)",
     "cache_dir": "where decoded photos are cached (default ~/.cache/colorful_world)",

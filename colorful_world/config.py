@@ -10,6 +10,7 @@ from colorful_world.errors import ConfigError
 
 GAN_MODES = ("vanilla", "lsgan")
 ARCHS = ("encoder_unet", "unet")
+PRECISIONS = ("auto", "fp32", "fp16", "bf16")
 MODEL_FORMAT = 2  # 1: the pix2pix U-Net only, no "arch" or "format" keys (still loads)
 ENCODER_DEPTH = 5  # every torchvision encoder here reaches stride 32
 # Decoder widths of each architecture when --base-channels is 0 (the one place for them).
@@ -85,7 +86,7 @@ class TrainConfig:
     lr_decay_epochs: int = 0  # the last N epochs bring the learning rate linearly down to 0 (pix2pix's)
     beta1: float = 0.5
     lambda_l1: float = 100.0
-    chroma_weight: float = 0.5  # the chroma term beside L1: each pixel's saturation held up to the truth's
+    chroma_weight: float = 0.2  # the chroma term beside L1: each pixel's saturation held up to the truth's
     min_crop: float = 0.5  # random square crops of min_crop to all of the side (scale augmentation)
     gan_mode: str = "vanilla"  # or "lsgan"
     arch: str = "encoder_unet"  # a U-Net decoder on a pretrained encoder, or "unet" (pix2pix's, from scratch)
@@ -99,12 +100,14 @@ class TrainConfig:
     disc_layers: int = 3  # 3 -> 70 px receptive field
     ema_decay: float = 0.999
     save_every: int = 500  # steps between checkpoints (and one at each epoch end)
+    save_every_minutes: float = 10.0  # and at least this often, so a disconnect costs minutes; 0: off
     keep_checkpoints: int = 2
     log_every: int = 20
     val_fraction: float = 0.05
     max_images: int = 0  # 0: all; a small number for a quick try
     min_colourfulness: float = 5.0  # drop near-grey photos from training
     seed: int = 0
+    precision: str = "auto"  # auto: bf16 on GPUs with native bf16, fp16 + grad scaler on older ones, fp32 on CPU
     data_on_device: bool = False  # keep the decoded photos on the GPU and crop there
     cache_dir: str = ""  # "" -> ~/.cache/colorful_world (/content/cache on Colab)
     export_fp16: bool = False
@@ -130,5 +133,7 @@ class TrainConfig:
         if not 0 <= self.lr_decay_epochs <= self.epochs:
             raise ConfigError(f"lr_decay_epochs must be between 0 and epochs ({self.epochs}), "
                              f"got {self.lr_decay_epochs}")
+        if self.precision not in PRECISIONS:
+            raise ConfigError(f"precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}")
         if not 0 < self.min_crop <= 1:
             raise ConfigError(f"min_crop must be in (0, 1], got {self.min_crop}")

@@ -16,6 +16,15 @@ def mount_drive() -> None:
         drive.mount(str(COLAB_DRIVE.parent.parent))
 
 
+def flush_drive() -> None:
+    """On Colab, write what Drive still holds in its cache to Drive itself, and unmount it (the
+    next notebook's set-up mounts it again); elsewhere nothing."""
+    if on_colab() and COLAB_DRIVE.is_dir():
+        from google.colab import drive
+        drive.flush_and_unmount()
+        print("Drive flushed: every checkpoint of the run is on Drive")
+
+
 def live_plot(out: Path):
     """A callback for train(on_record=...): redraws the metrics plot at each logged step, and
     shows each epoch's sample grid below it."""
@@ -49,7 +58,10 @@ def train_here(settings: dict, out: str = "", run_name: str = "faces", fresh: bo
     if settings.get("data", "lfw") == "lfw" and os.environ.get("RANK", "0") == "0":
         from colorful_world.download import prepare_lfw
         settings["data"] = str(prepare_lfw())
-    return train(settings | {"out": str(folder)}, fresh=fresh, on_record=live_plot(folder))
+    try:
+        return train(settings | {"out": str(folder)}, fresh=fresh, on_record=live_plot(folder))
+    finally:  # at the end, and on a stop or a crash
+        flush_drive()
 
 
 def evaluation_data(data: str, config: dict) -> str:

@@ -61,7 +61,7 @@ def plot_metrics(metrics_path: Path, out_path: Path) -> None:
                 ax.plot(*zip(*points), marker="o", label=label)
         ax.set(title=title, xlabel="step")
         if val:
-            ax.legend(fontsize="small")
+            ax.legend(fontsize="small", loc="lower right")
     fig.tight_layout()
     out_path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(out_path, dpi=90)

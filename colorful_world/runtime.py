@@ -9,6 +9,8 @@ from dataclasses import dataclass
 import torch
 import torch.distributed as dist
 
+from colorful_world.errors import ConfigError
+
 
 @dataclass(frozen=True)
 class Runtime:
@@ -16,6 +18,7 @@ class Runtime:
     amp_dtype: torch.dtype | None  # None: full float32
     rank: int = 0
     world_size: int = 1
+    precision_reason: str = ""  # why this precision: printed at start, logged in metrics.jsonl
 
     @property
     def is_main(self) -> bool:
@@ -40,30 +43,46 @@ def pick_device(index: int = 0) -> torch.device:
     return torch.device("cpu")
 
 
-def amp_dtype_for(device: torch.device) -> torch.dtype | None:
-    """bf16 where the GPU has it (no loss scaling needed), fp16 on older GPUs such as Colab's T4."""
+PRECISIONS = {"fp32": None, "fp16": torch.float16, "bf16": torch.bfloat16}  # and "auto"
+
+
+def choose_precision(device: torch.device, requested: str = "auto") -> tuple[torch.dtype | None, str]:
+    """(the autocast dtype, None for float32; the reason). Auto: bf16 only where the GPU computes
+    it natively (compute capability 8.0 and up: A100, L4, H100), fp16 with a grad scaler on older
+    GPUs such as Colab's T4 (7.5), float32 on the CPU and MPS. Not `torch.cuda.is_bf16_supported()`:
+    since PyTorch 2.3 it answers True on a T4 too, where bf16 is emulated, slow, and lacks kernels."""
+    if requested != "auto":
+        if requested not in PRECISIONS:
+            raise ConfigError(f"precision must be auto or one of {', '.join(PRECISIONS)}, not {requested!r}")
+        return PRECISIONS[requested], f"{requested}, as asked (--precision {requested})"
     if device.type != "cuda":
-        return None
-    return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+        return None, f"fp32: autocast brings no speed on {device.type.upper()}"
+    major, minor = torch.cuda.get_device_capability(device)
+    gpu = f"{torch.cuda.get_device_name(device)} (compute capability {major}.{minor})"
+    if major >= 8:
+        return torch.bfloat16, f"bf16: {gpu} computes it natively"
+    return torch.float16, f"fp16 with a grad scaler: {gpu} has no native bf16"
 
 
-def local(device: torch.device | None = None) -> Runtime:
-    """One process on `device` (default: the best one here), with that device's precision."""
+def local(device: torch.device | None = None, precision: str = "auto") -> Runtime:
+    """One process on `device` (default: the best one here), with its precision."""
     device = device or pick_device()
-    return Runtime(device, amp_dtype_for(device))
+    amp_dtype, reason = choose_precision(device, precision)
+    return Runtime(device, amp_dtype, precision_reason=reason)
 
 
-def setup() -> Runtime:
+def setup(precision: str = "auto") -> Runtime:
     """Single process, or one rank of a `torchrun` job (nccl on GPUs, gloo on CPUs)."""
     world_size = int(os.environ.get("WORLD_SIZE", "1"))
     if world_size == 1:
-        return local()
+        return local(precision=precision)
     local_rank = int(os.environ.get("LOCAL_RANK", "0"))
     device = pick_device(local_rank)
     if device.type == "cuda":
         torch.cuda.set_device(device)
     dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
-    return Runtime(device, amp_dtype_for(device), dist.get_rank(), world_size)
+    amp_dtype, reason = choose_precision(device, precision)
+    return Runtime(device, amp_dtype, dist.get_rank(), world_size, reason)
 
 
 def teardown(runtime: Runtime) -> None:

@@ -24,10 +24,18 @@ from colorful_world.data import DataError, augment, epoch_order, load_splits
 from colorful_world.metrics import mean_ab, score
 from colorful_world.models import PatchDiscriminator, build_generator, count_parameters
 from colorful_world.model_file import EXPORT_NAME, export_generator
-from colorful_world.paths import decoded_cache_dir
+from colorful_world.errors import UserError
+from colorful_world.paths import decoded_cache_dir, on_colab
 from colorful_world.predict import predict_ab
 from colorful_world.report import plot_metrics, save_samples
 from colorful_world.run_folder import METRICS, MetricsLog, open_run, provenance
+
+
+MAX_SKIPS_IN_A_ROW = 50  # inf/NaN steps in a row before a run is declared diverged
+
+
+class TrainingDiverged(UserError):
+    """Losses or gradients stayed inf or NaN: going on would only waste the machine."""
 
 
 GAN_LOSSES = {"vanilla": F.binary_cross_entropy_with_logits, "lsgan": F.mse_loss}  # keys: config.GAN_MODES (tested)
@@ -47,8 +55,13 @@ def update_ema(ema: torch.nn.Module, model: torch.nn.Module, decay: float) -> No
         e.copy_(b)
 
 
+def _finite(*losses: torch.Tensor) -> bool:
+    return all(torch.isfinite(loss).item() for loss in losses)
+
+
 def train_step(rgb, G, D, opt_g, opt_d, scaler, config: TrainConfig, gan_phase: bool, runtime: rt.Runtime):
-    """One optimisation step on a batch of sRGB photos in [0, 1]; returns the losses."""
+    """One optimisation step on a batch of sRGB photos in [0, 1]; returns the losses, and
+    "skipped": 1.0 when a loss or (under fp16) a gradient was inf or NaN and nothing moved."""
     l_norm, ab = rgb_to_model(rgb)  # colour conversion on the device, in float32
     if runtime.device.type == "cuda":
         l_norm = l_norm.contiguous(memory_format=torch.channels_last)
@@ -59,13 +72,20 @@ def train_step(rgb, G, D, opt_g, opt_d, scaler, config: TrainConfig, gan_phase: 
     # holds each pixel's saturation up to the truth's without choosing the hue for it.
     chroma = chroma_deficit(fake.float(), ab)
     pixel = l1 + config.chroma_weight * chroma
-    logs = {"l1": l1.item(), "chroma": chroma.item()}
+    logs = {"l1": l1.item(), "chroma": chroma.item(), "skipped": 0.0}
+    scale = scaler.get_scale() if scaler.is_enabled() else None
+    # A non-finite loss comes from the forward pass, where the loss scale plays no part: the step
+    # is dropped before any weight moves. Overflowing gradients are the scaler's to skip.
+    if not _finite(pixel):
+        return logs | {"skipped": 1.0}
     if gan_phase:
         # D: real and fake in one call (one DDP forward per backward); InstanceNorm keeps them apart.
         with runtime.autocast():
             logits = D(torch.cat([l_norm, l_norm]), torch.cat([fake.detach(), ab.to(fake.dtype)]))
         fake_logits, real_logits = logits.chunk(2)
         loss_d = 0.5 * (gan_loss(fake_logits, False, config.gan_mode) + gan_loss(real_logits, True, config.gan_mode))
+        if not _finite(loss_d):
+            return logs | {"loss_d": loss_d.item(), "skipped": 1.0}
         opt_d.zero_grad(set_to_none=True)
         scaler.scale(loss_d).backward()
         scaler.step(opt_d)
@@ -81,10 +101,12 @@ def train_step(rgb, G, D, opt_g, opt_d, scaler, config: TrainConfig, gan_phase: 
         loss_g = pixel
     opt_g.zero_grad(set_to_none=True)
     scaler.scale(loss_g).backward()
-    scaler.step(opt_g)
+    scaler.step(opt_g)  # under fp16, skipped by the scaler when a gradient overflowed
     scaler.update()
     if gan_phase:
         bare_d.requires_grad_(True)
+    if not _finite(loss_g) or (scale is not None and scaler.get_scale() < scale):  # the scaler backed off
+        logs["skipped"] = 1.0
     return logs
 
 
@@ -106,6 +128,12 @@ def build_training(config: TrainConfig, runtime: rt.Runtime, pretrained: bool = 
     opt_d = torch.optim.Adam(D.parameters(), lr=config.lr, betas=(config.beta1, 0.999))
     scaler = torch.amp.GradScaler(runtime.device.type, enabled=runtime.amp_dtype == torch.float16)
     return G, D, opt_g, opt_d, scaler
+
+
+def staging_dir() -> Path | None:
+    """On Colab, checkpoints are written to local disk first and then copied to Drive, whose
+    FUSE mount is slow and may drop a file written during a disconnect."""
+    return decoded_cache_dir() / "staging" if on_colab() else None
 
 
 def _rng_state(runtime: rt.Runtime) -> dict:
@@ -133,7 +161,7 @@ def train(settings: dict | TrainConfig, fresh: bool = False, progress: bool = Tr
         settings = asdict(settings)
     config, state, resumed_from = open_run(settings, fresh)
     config.validate()
-    runtime = rt.setup()
+    runtime = rt.setup(config.precision)
     try:
         return _train(config, state, resumed_from, runtime, progress, on_record)
     finally:
@@ -161,6 +189,7 @@ def _train(config: TrainConfig, state: dict | None, resumed_from: Path | None, r
         say(f"  skipped {line}")
     run_config = asdict(config) | {"mean_ab": mean_ab(splits.train), "format": MODEL_FORMAT}
 
+    say(f"precision: {runtime.precision_reason}")
     G, D, opt_g, opt_d, scaler = build_training(config, runtime, pretrained=state is None)
     ema = copy.deepcopy(G).eval().requires_grad_(False)
     say(f"generator: {count_parameters(G):,} parameters; discriminator: {count_parameters(D):,}")
@@ -175,7 +204,11 @@ def _train(config: TrainConfig, state: dict | None, resumed_from: Path | None, r
     metrics = MetricsLog(out / METRICS, step if state is not None else None, on_record) if runtime.is_main else None
     if metrics and state is None:
         metrics.write({"kind": "data", "step": 0, "train": len(splits.train), "val": len(splits.val),
-                   "dropped_grey": splits.dropped_grey, "unreadable": splits.bad})
+                       "dropped_grey": splits.dropped_grey, "unreadable": splits.bad})
+    if metrics:
+        metrics.write({"kind": "precision", "step": step, "device": str(runtime.device),
+                       "amp_dtype": str(runtime.amp_dtype).replace("torch.", "") if runtime.amp_dtype else "float32",
+                       "reason": runtime.precision_reason})
     G_train = DDP(G) if runtime.distributed else G
     D_train = DDP(D) if runtime.distributed else D
 
@@ -191,14 +224,22 @@ def _train(config: TrainConfig, state: dict | None, resumed_from: Path | None, r
     def out_of_time() -> bool:
         return bool(config.max_minutes) and rt.agree(time.perf_counter() - started >= 60 * config.max_minutes, runtime)
 
+    last_save = time.perf_counter()
+
+    def save_due() -> bool:  # besides every save_every steps: a disconnect costs minutes, not an epoch
+        return bool(config.save_every_minutes) and rt.agree(
+            time.perf_counter() - last_save >= 60 * config.save_every_minutes, runtime)
+
     def save() -> None:
+        nonlocal last_save
+        last_save = time.perf_counter()
         if runtime.is_main:
             save_checkpoint({
                 "G": G.state_dict(), "D": D.state_dict(), "ema": ema.state_dict(),
                 "opt_g": opt_g.state_dict(), "opt_d": opt_d.state_dict(), "scaler": scaler.state_dict(),
                 "step": step, "epoch": step // steps_per_epoch, "rng": _rng_state(runtime), "config": run_config,
                 "elapsed": time.perf_counter() - started,
-            }, checkpoint_path(out, step))
+            }, checkpoint_path(out, step), staging=staging_dir())
             prune_checkpoints(out, config.keep_checkpoints)
         rt.barrier(runtime)
 
@@ -208,7 +249,9 @@ def _train(config: TrainConfig, state: dict | None, resumed_from: Path | None, r
     # --data-on-device: the uint8 cache lives on the GPU (a quarter of float32), crops happen there.
     images = splits.train.to(runtime.device) if config.data_on_device else splits.train
     tick, ticked, waited = time.perf_counter(), step, 0.0
-    first_step = step
+    first_step, skipped, in_a_row = step, 0, 0
+    if runtime.device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(runtime.device)
     with rt.GracefulStop(enabled=not runtime.distributed) as stop:
         while step < total and not out_of_time():
             epoch, index = divmod(step, steps_per_epoch)
@@ -225,19 +268,33 @@ def _train(config: TrainConfig, state: dict | None, resumed_from: Path | None, r
             waited += time.perf_counter() - fetched
             logs = train_step(rgb, G_train, D_train, opt_g, opt_d, scaler, config, gan_phase, runtime)
             step += 1
-            update_ema(ema, G, min(config.ema_decay, (1 + step) / (10 + step)))  # warm-up for short runs
+            if logs.pop("skipped"):  # G did not move: neither does its average
+                skipped, in_a_row = skipped + 1, in_a_row + 1
+                if in_a_row >= MAX_SKIPS_IN_A_ROW:
+                    raise TrainingDiverged(
+                        f"{in_a_row} steps in a row up to step {step} had inf or NaN losses or gradients; "
+                        f"nothing was saved from them, the last checkpoint in {out} is intact. Try "
+                        "--precision fp32 or a lower --lr.")
+            else:
+                in_a_row = 0
+                update_ema(ema, G, min(config.ema_decay, (1 + step) / (10 + step)))  # warm-up for short runs
             bar.update(1)
             bar.set_postfix(phase="gan" if gan_phase else "l1", **{k: f"{v:.3f}" for k, v in logs.items()})
             if metrics and step % config.log_every == 0:
                 elapsed = time.perf_counter() - tick
-                metrics.write({"kind": "train", "step": step, "epoch": epoch, "phase": "gan" if gan_phase else "l1",
-                           "sec_per_step": elapsed / (step - ticked), "data_wait": waited / elapsed, **logs})
-                tick, ticked, waited = time.perf_counter(), step, 0.0
+                record = {"kind": "train", "step": step, "epoch": epoch, "phase": "gan" if gan_phase else "l1",
+                          "sec_per_step": elapsed / (step - ticked), "data_wait": waited / elapsed,
+                          "skipped_steps": skipped, **logs}
+                if runtime.device.type == "cuda":
+                    record["peak_memory_gb"] = torch.cuda.max_memory_allocated(runtime.device) / 1e9
+                    torch.cuda.reset_peak_memory_stats(runtime.device)
+                metrics.write(record)
+                tick, ticked, waited, skipped = time.perf_counter(), step, 0.0, 0
             if step % steps_per_epoch == 0:
                 if runtime.is_main:
                     validate(ema, splits, runtime, out, epoch, step, metrics)
                 save()
-            elif step % config.save_every == 0 or stop.requested:
+            elif step % config.save_every == 0 or stop.requested or save_due():
                 save()
             if stop.requested:
                 bar.close()

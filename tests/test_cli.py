@@ -102,3 +102,25 @@ def test_preset_sets_the_pix2pix_reference_and_given_flags_win(monkeypatch):
         ("unet", 256, 64, 512, 8)
     assert (config.l1_epochs, config.ema_decay, config.gan_mode, config.lambda_l1) == (0, 0.0, "vanilla", 50.0)
     assert seen["settings"]["image_size"] == 256 and not seen["fresh"]  # given: a continued run must match them
+
+
+def test_project_errors_are_one_sentence_and_exit_2_and_bugs_keep_their_traceback(tmp_path, monkeypatch, capsys):
+    import pytest
+
+    import colorful_world.download
+    from colorful_world.cli import main
+    from colorful_world.download import DownloadError
+
+    def offline(*args, **kwargs):
+        raise DownloadError("LFW could not be downloaded: no network")
+
+    monkeypatch.setattr(colorful_world.download, "prepare_lfw", offline)
+    assert main(["train", "--data", "lfw", "--out", str(tmp_path / "run")]) == 2
+    assert capsys.readouterr().err.strip() == "error: LFW could not be downloaded: no network"
+
+    def bug(*args, **kwargs):
+        raise ValueError("a bug, not the user's doing")
+
+    monkeypatch.setattr(colorful_world.download, "prepare_lfw", bug)
+    with pytest.raises(ValueError, match="a bug"):
+        main(["train", "--data", "lfw", "--out", str(tmp_path / "run")])

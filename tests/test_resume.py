@@ -5,6 +5,7 @@ import subprocess
 import sys
 import time
 
+import pytest
 import torch
 
 from colorful_world.checkpoint import list_checkpoints, load_checkpoint
@@ -12,25 +13,26 @@ from colorful_world.checkpoint import list_checkpoints, load_checkpoint
 STEPS_PER_EPOCH = 20  # 160 training photos / batch 8
 
 
-def train_command(data, out, cache):
+def train_command(data, out, cache, precision="auto"):
     return [sys.executable, "-m", "colorful_world", "train", "--data", str(data), "--out", str(out),
             "--cache-dir", str(cache), "--epochs", "3", "--l1-epochs", "1", "--image-size", "32",
             "--batch-size", "8", "--arch", "unet", "--base-channels", "8", "--depth", "3", "--disc-channels", "8",
             "--val-fraction", "0.2", "--min-colourfulness", "1", "--save-every", "3", "--seed", "7",
-            "--log-every", "5", "--lr-decay-epochs", "2", "--no-progress"]
+            "--log-every", "5", "--lr-decay-epochs", "2", "--precision", precision, "--no-progress"]
 
 
 def final_state(run):
     return load_checkpoint(list_checkpoints(run)[-1])
 
 
-def test_run_killed_mid_epoch_resumes_to_the_same_weights(synthetic_folder, tmp_path):
+@pytest.mark.parametrize("precision", ["auto", "fp16"])  # fp16: autocast and a grad scaler, on the CPU too
+def test_run_killed_mid_epoch_resumes_to_the_same_weights(synthetic_folder, tmp_path, precision):
     cache = tmp_path / "cache"
-    subprocess.run(train_command(synthetic_folder, tmp_path / "straight", cache), check=True,
+    subprocess.run(train_command(synthetic_folder, tmp_path / "straight", cache, precision), check=True,
                    capture_output=True)
 
     killed = tmp_path / "killed"
-    proc = subprocess.Popen(train_command(synthetic_folder, killed, cache),
+    proc = subprocess.Popen(train_command(synthetic_folder, killed, cache, precision),
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 120
     # Kill (SIGKILL: no clean-up at all) once a checkpoint inside the second epoch is on disk.
@@ -44,7 +46,7 @@ def test_run_killed_mid_epoch_resumes_to_the_same_weights(synthetic_folder, tmp_
     resumed_from = load_checkpoint(list_checkpoints(killed)[-1])["step"]
     assert resumed_from % STEPS_PER_EPOCH != 0, "the kill should land mid-epoch"
 
-    result = subprocess.run(train_command(synthetic_folder, killed, cache), capture_output=True, text=True)
+    result = subprocess.run(train_command(synthetic_folder, killed, cache, precision), capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
     assert f"at step {resumed_from}" in result.stdout
 
@@ -55,15 +57,16 @@ def test_run_killed_mid_epoch_resumes_to_the_same_weights(synthetic_folder, tmp_
         for key, value in straight[part].items():
             assert torch.equal(value, resumed[part][key]), f"{part}.{key} differs"
     assert straight["opt_g"]["state"][0]["exp_avg"].equal(resumed["opt_g"]["state"][0]["exp_avg"])
+    assert straight["scaler"] == resumed["scaler"]  # under fp16: the same loss scale and growth tracker
     records = [json.loads(line) for line in (killed / "metrics.jsonl").read_text().splitlines()]
     steps_logged = [r["step"] for r in records if r["kind"] == "train"]
     assert all(0 <= r["data_wait"] < 1 for r in records if r["kind"] == "train")
     assert steps_logged == list(range(5, 3 * STEPS_PER_EPOCH + 1, 5))  # redone past the checkpoint, not doubled
 
-    again = subprocess.run(train_command(synthetic_folder, killed, cache), capture_output=True, text=True)
+    again = subprocess.run(train_command(synthetic_folder, killed, cache, precision), capture_output=True, text=True)
     assert again.returncode == 0 and f"at step {3 * STEPS_PER_EPOCH}" in again.stdout  # continues: nothing left
     assert final_state(killed)["step"] == 3 * STEPS_PER_EPOCH  # a finished run is never started over
-    bigger = train_command(synthetic_folder, killed, cache)
+    bigger = train_command(synthetic_folder, killed, cache, precision)
     bigger[bigger.index("--image-size") + 1] = "64"
     refused = subprocess.run(bigger, capture_output=True, text=True)
     assert refused.returncode == 2

@@ -21,7 +21,8 @@ def test_one_step_updates_what_its_phase_trains(amp_dtype, gan_phase):
     logs = train_step(torch.rand(4, 3, 32, 32), G, D, opt_g, opt_d, scaler, config, gan_phase, run)
 
     assert all(torch.isfinite(torch.tensor(v)) for v in logs.values())
-    assert set(logs) == ({"l1", "chroma", "loss_d", "adversarial"} if gan_phase else {"l1", "chroma"})
+    assert set(logs) == ({"l1", "chroma", "skipped", "loss_d", "adversarial"} if gan_phase else {"l1", "chroma", "skipped"})
+    assert logs["skipped"] == 0.0
     assert any(not torch.equal(a, b) for a, b in zip(g_before, G.parameters()))
     d_moved = any(not torch.equal(a, b) for a, b in zip(d_before, D.parameters()))
     assert d_moved == gan_phase
