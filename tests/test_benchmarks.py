@@ -31,3 +31,13 @@ def test_training_benchmark_reports_throughput_data_wait_and_the_ratio_to_the_re
                 assert figures[f"{name} {size}"][phase]["images_per_second"] > 0
                 assert 0 <= figures[f"{name} {size}"][phase]["data_wait_share"] < 1
     assert figures["default over pix2pix, images/s"]["256px gan"] > 1  # 4x fewer weights, 4x fewer pixels
+
+
+def test_memory_benchmark_counts_saved_activations_and_fp16_halves_them():
+    figures = run_benchmark("memory.py", "--sizes", "32")
+    for name in ("default (encoder_unet)", "unet", "pix2pix"):
+        fp32, fp16 = figures[f"{name} 32px fp32"], figures[f"{name} 32px fp16"]
+        assert 0.4 < fp16["activations_per_image_mb"] / fp32["activations_per_image_mb"] < 0.75
+        assert fp16["largest_batch"] > fp32["largest_batch"] > 0
+    assert figures["pix2pix 32px fp32"]["weights_grads_adam_mb"] > 4 * figures["default (encoder_unet) 32px fp32"][
+        "weights_grads_adam_mb"]
