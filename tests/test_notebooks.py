@@ -106,3 +106,21 @@ def test_notebooks_are_clean_with_a_badge_a_shared_setup_and_parameters():
         setups.add(notebook.cells[1].source)
     assert len(setups) == 1 and REPO_SLUG in setups.pop()
     assert f'COLORFUL_WORLD_REPO:-https://github.com/{REPO_SLUG}}}' in (ROOT / "colab" / "setup.sh").read_text()
+
+
+def test_the_repository_is_named_in_one_place_and_a_fork_moves_every_mention(tmp_path):
+    import shutil
+    import tomllib
+
+    slug = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["urls"]["Repository"]
+    assert slug == f"https://github.com/{REPO_SLUG}"
+    places = [ROOT / "README.md", ROOT / "colab" / "setup.sh", *NOTEBOOKS.glob("*.ipynb")]
+    assert all(REPO_SLUG in p.read_text() for p in places)
+    copy = tmp_path / "fork"
+    copy.mkdir()
+    for part in ("pyproject.toml", "README.md", "colab", "notebooks"):
+        (shutil.copytree if (ROOT / part).is_dir() else shutil.copy)(ROOT / part, copy / part)
+    subprocess.run(["bash", str(copy / "colab" / "use_fork.sh"), "someone/their-fork"], check=True,
+                   capture_output=True)
+    moved = [copy / p.relative_to(ROOT) for p in places] + [copy / "pyproject.toml"]
+    assert all("someone/their-fork" in p.read_text() and REPO_SLUG not in p.read_text() for p in moved)
