@@ -78,7 +78,7 @@ class TrainConfig:
     data: str = "lfw"
     out: str = ""  # "" -> runs/faces, or Drive's colorful_world/runs/faces on Colab
     epochs: int = 20
-    l1_epochs: int = 2  # phase 1: L1 only, before the discriminator joins
+    l1_epochs: int = 1  # phase 1: L1 only, before the discriminator joins (a pretrained encoder needs one)
     max_minutes: float = 0.0  # stop (checkpoint, validate, export) after this much training; 0: no limit
     image_size: int = 128
     batch_size: int = 16
