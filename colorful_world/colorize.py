@@ -14,6 +14,7 @@ from PIL import Image
 from tqdm.auto import tqdm
 
 from colorful_world import runtime as rt
+from colorful_world.checkpoint import CheckpointError
 from colorful_world.model_file import load_generator
 from colorful_world.color import AB_SCALE, normalize_l
 from colorful_world.color_lut import lab_to_srgb_u8, lightness_u8
@@ -66,6 +67,9 @@ class Colorizer:
         rgb, alpha = load_rgb(image)
         light = lightness_u8(torch.from_numpy(rgb).to(self.runtime.device))
         ab = predict_ab(self.generator, normalize_l(light), size, self.runtime) * AB_SCALE
+        if not torch.isfinite(ab).all():  # a diverged model: no colour to give, for any photo
+            raise CheckpointError("the model gives inf or NaN colours (its weights are not finite: "
+                                  "a diverged training run?); use another checkpoint")
         pixels = lab_to_srgb_u8(light, ab).cpu().numpy()
         if alpha is not None:
             return Image.fromarray(np.dstack([pixels, alpha]), "RGBA")

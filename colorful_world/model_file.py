@@ -77,6 +77,7 @@ def load_generator(path: str | Path | None) -> tuple[torch.nn.Module, dict, dict
         generator = build_generator(ModelConfig.from_dict(config))
         generator.load_state_dict(state)
     except (ValueError, TypeError, RuntimeError) as err:  # load_state_dict raises RuntimeError
-        raise CheckpointError(f"{where}: its config does not describe its weights "
-                              f"({str(err).splitlines()[0]})") from None
+        lines = [line.strip() for line in str(err).splitlines() if line.strip()]
+        detail = next((line for line in lines if not line.startswith("Error(s) in loading")), lines[0])
+        raise CheckpointError(f"{where}: its config does not describe its weights ({detail})") from None
     return generator.eval(), config, provenance

@@ -5,7 +5,10 @@ The rule, the same for the CLI, the notebook and the launcher: the same command 
 the run. That is what a Colab user needs after a disconnect.
 """
 
+import contextlib
+import fcntl
 import json
+import os
 import time
 from collections.abc import Callable
 from dataclasses import fields
@@ -32,6 +35,32 @@ def run_dir(out: str | Path = "", run_name: str = DEFAULT_RUN) -> Path:
     if out:
         return Path(out)
     return (COLAB_RUNS if on_colab() and COLAB_DRIVE.is_dir() else Path("runs")) / run_name
+
+
+@contextlib.contextmanager
+def locked(folder: Path):
+    """Hold the run folder for one training at a time: a second one on the same folder stops
+    with the holder's PID. The lock sits beside the folder (so --fresh can move the folder aside)
+    and dies with its process, so a killed run never blocks the next one."""
+    folder = Path(folder)
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    path = folder.parent / f".{folder.name}.lock"
+    with open(path, "a+") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.seek(0)
+            holder = handle.read().strip() or "unknown"
+            raise ConfigError(f"{folder} is in use by another training (PID {holder}): wait for it or "
+                              "stop it, or give this one another --out") from None
+        handle.seek(0)
+        handle.truncate()
+        handle.write(str(os.getpid()))
+        handle.flush()
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def _differences(saved: dict, given: dict) -> list[str]:

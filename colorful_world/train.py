@@ -5,7 +5,9 @@ and the checkpoint holds every other piece of state, so a killed run continues a
 stopped.
 """
 
+import contextlib
 import copy
+import os
 import time
 from collections.abc import Callable
 from dataclasses import asdict
@@ -28,7 +30,7 @@ from colorful_world.errors import UserError
 from colorful_world.paths import decoded_cache_dir, on_colab
 from colorful_world.predict import predict_ab
 from colorful_world.report import plot_metrics, save_samples
-from colorful_world.run_folder import METRICS, MetricsLog, open_run, provenance
+from colorful_world.run_folder import METRICS, MetricsLog, locked, open_run, provenance, run_dir
 
 
 MAX_SKIPS_IN_A_ROW = 50  # inf/NaN steps in a row before a run is declared diverged
@@ -159,13 +161,15 @@ def train(settings: dict | TrainConfig, fresh: bool = False, progress: bool = Tr
     """
     if isinstance(settings, TrainConfig):
         settings = asdict(settings)
-    config, state, resumed_from = open_run(settings, fresh)
-    config.validate()
-    runtime = rt.setup(config.precision)
-    try:
-        return _train(config, state, resumed_from, runtime, progress, on_record)
-    finally:
-        rt.teardown(runtime)
+    first_rank = int(os.environ.get("RANK", "0")) == 0  # under torchrun, one lock for the job
+    with locked(run_dir(settings.get("out", ""))) if first_rank else contextlib.nullcontext():
+        config, state, resumed_from = open_run(settings, fresh)
+        config.validate()
+        runtime = rt.setup(config.precision)
+        try:
+            return _train(config, state, resumed_from, runtime, progress, on_record)
+        finally:
+            rt.teardown(runtime)
 
 
 def _train(config: TrainConfig, state: dict | None, resumed_from: Path | None, runtime: rt.Runtime,

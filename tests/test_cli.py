@@ -124,3 +124,38 @@ def test_project_errors_are_one_sentence_and_exit_2_and_bugs_keep_their_tracebac
     monkeypatch.setattr(colorful_world.download, "prepare_lfw", bug)
     with pytest.raises(ValueError, match="a bug"):
         main(["train", "--data", "lfw", "--out", str(tmp_path / "run")])
+
+
+def test_a_model_whose_config_does_not_match_its_weights_is_one_sentence_and_exit_2(tmp_path):
+    from dataclasses import asdict
+
+    from colorful_world.config import TrainConfig
+    from colorful_world.model_file import export_generator
+    from colorful_world.models import build_generator
+
+    net = build_generator(TrainConfig(arch="unet", image_size=64, base_channels=8).model())
+    model = tmp_path / "model.safetensors"
+    export_generator(net.state_dict(), asdict(TrainConfig(arch="unet", image_size=64, base_channels=16)), model)
+    Image.new("L", (40, 30)).save(tmp_path / "old.png")
+    for command in (["colorize", str(tmp_path / "old.png"), "-c", str(model), "-o", str(tmp_path / "out")],
+                    ["serve", "-c", str(model), "--port", "0"]):
+        result = subprocess.run([sys.executable, "-m", "colorful_world", *command], capture_output=True,
+                                text=True, timeout=120)
+        assert result.returncode == 2 and "Traceback" not in result.stderr
+        assert "its config does not describe its weights (size mismatch for" in result.stderr
+    assert not (tmp_path / "out").exists() or not list((tmp_path / "out").iterdir())
+
+
+def test_a_model_with_nan_weights_fails_each_photo_clearly(tmp_path, tiny_model):
+    from colorful_world.model_file import export_generator, load_model
+
+    state, config, _ = load_model(tiny_model)
+    export_generator({k: v.fill_(float("nan")) if v.is_floating_point() else v for k, v in state.items()},
+                     config, tmp_path / "diverged.safetensors")
+    for name in ("a", "b"):
+        Image.new("L", (40, 30)).save(tmp_path / f"{name}.png")
+    result = subprocess.run([sys.executable, "-m", "colorful_world", "colorize", str(tmp_path / "a.png"),
+                             str(tmp_path / "b.png"), "-c", str(tmp_path / "diverged.safetensors"),
+                             "-o", str(tmp_path / "out")], capture_output=True, text=True)
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert result.stderr.count("inf or NaN colours") == 2 and "2 failed" in result.stdout

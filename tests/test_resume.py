@@ -107,3 +107,21 @@ def test_max_minutes_ends_a_run_like_its_last_epoch_and_resume_goes_on(synthetic
     assert final_state(out)["step"] == stopped["step"]
     subprocess.run(command + ["--max-minutes", "0"], check=True, capture_output=True)
     assert final_state(out)["step"] == 3 * STEPS_PER_EPOCH
+
+
+def test_a_second_training_on_the_same_folder_is_refused_and_a_killed_ones_lock_blocks_nothing(
+        synthetic_folder, tmp_path):
+    out, cache = tmp_path / "run", tmp_path / "cache"
+    command = train_command(synthetic_folder, out, cache)
+    command[command.index("--epochs") + 1] = "300"  # long enough to be running when the second comes
+    first = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 120
+    while not list_checkpoints(out):  # it holds the folder and has begun to train
+        assert first.poll() is None and time.monotonic() < deadline
+        time.sleep(0.01)
+    second = subprocess.run(command, capture_output=True, text=True)
+    assert second.returncode == 2 and f"in use by another training (PID {first.pid})" in second.stderr
+    os.kill(first.pid, signal.SIGKILL)
+    first.wait()
+    third = subprocess.run(command + ["--max-minutes", "0.0001"], capture_output=True, text=True)
+    assert third.returncode == 0 and "resumed from" in third.stdout, third.stderr
