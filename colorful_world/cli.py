@@ -94,6 +94,7 @@ def _export(args) -> int:
     if args.data:
         from colorful_world.evaluate import evaluate
         provenance["validation"] = evaluate(args.checkpoint, args.data, args.cache_dir)
+        provenance["validation_tight_crops"] = evaluate(args.checkpoint, args.data, args.cache_dir, framing="crop")
     provenance["note"] = args.note
     if args.onnx:
         from colorful_world.onnx_backend import export_onnx
@@ -147,7 +148,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--output", "-o", required=True)
     p.add_argument("--onnx", action="store_true", help="write an ONNX model for --backend onnx (needs the onnx extra)")
     p.add_argument("--fp16", action="store_true", help="store weights in half precision (half the size)")
-    p.add_argument("--data", default=None, help="also measure it on the validation split of these photos")
+    p.add_argument("--data", default=None, help="also measure it on the validation split of these photos, "
+                                                "whole and tightly cropped")
     p.add_argument("--cache-dir", default=None)
     p.add_argument("--note", default="", help="free text kept in the provenance, e.g. the training command")
 
