@@ -27,6 +27,9 @@ def export_generator(state_dict: dict, config: dict, path: Path, fp16: bool = Fa
     tmp = path.with_name(path.name + ".tmp")
     save_file(tensors, str(tmp), metadata={"config": json.dumps(config),
                                            "provenance": json.dumps(provenance or {})})
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(tmp, 0o666 & ~umask)  # readable as any file the user writes (a serving user, say), not 0600
     os.replace(tmp, path)
 
 
