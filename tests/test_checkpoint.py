@@ -66,3 +66,13 @@ def test_export_round_trips_in_fp16(tmp_path, tiny_model):
     for key, value in state.items():
         assert state16[key].dtype == value.dtype
         assert torch.allclose(state16[key], value, atol=1e-2, rtol=1e-3)
+
+
+def test_a_torn_last_metrics_line_is_skipped_with_a_warning_when_a_run_continues(tmp_path):
+    from colorful_world.run_folder import MetricsLog
+
+    metrics = tmp_path / "metrics.jsonl"
+    metrics.write_text('{"kind": "train", "step": 5}\n{"kind": "train", "step": 10}\n{"kind": "tra')
+    with pytest.warns(UserWarning, match="torn last line"):
+        MetricsLog(metrics, resume_step=10)
+    assert metrics.read_text() == '{"kind": "train", "step": 5}\n{"kind": "train", "step": 10}\n'
