@@ -23,6 +23,9 @@ from colorful_world.errors import UserError
 
 COMPLETE_MARKER = ".complete"
 ARCHIVE_SUFFIXES = (".tar.gz", ".tgz", ".tar", ".zip")
+# Photos barely compress (LFW: 1.05x), so an archive that unpacks to 100x its size is a bomb.
+MAX_EXPANSION = 100
+DISK_MARGIN_BYTES = 256 << 20  # left free after an extraction, for checkpoints and the cache
 
 # What a damaged or truncated tar/gzip/zip stream raises while it is read.
 _CORRUPT_ERRORS = (tarfile.TarError, zipfile.BadZipFile, EOFError, zlib.error, gzip.BadGzipFile)
@@ -38,6 +41,10 @@ class UnsafeArchiveError(ArchiveError):
 
 class CorruptArchiveError(ArchiveError):
     """An archive that is corrupt, truncated, or not a tar or zip archive at all."""
+
+
+class ArchiveTooLargeError(ArchiveError):
+    """An archive that would unpack to more than the disk holds, or than photos ever expand to."""
 
 
 def is_archive(path: str | os.PathLike) -> bool:
@@ -57,29 +64,63 @@ def is_archive(path: str | os.PathLike) -> bool:
         return False
 
 
-def is_extracted(dest: str | os.PathLike, archive: str | os.PathLike | None = None) -> bool:
-    """Whether `dest` holds a completed extraction (of `archive`, when given)."""
+def is_extracted(dest: str | os.PathLike, archive: str | os.PathLike | None = None,
+                 sha256: str | None = None) -> bool:
+    """Whether `dest` holds a completed extraction (of `archive`, when given, and of a file
+    whose checksum was verified to be `sha256`, when given)."""
     marker = Path(dest) / COMPLETE_MARKER
     if not marker.is_file():
         return False
-    return archive is None or _read_marker(marker) == _fingerprint(Path(archive))
+    recorded = _read_marker(marker) or {}
+    if sha256 is not None and recorded.get("sha256") != sha256:
+        return False
+    if archive is None:
+        return True
+    fingerprint = _fingerprint(Path(archive))
+    return {key: recorded.get(key) for key in fingerprint} == fingerprint
+
+
+def check_readable(archive: str | os.PathLike) -> None:
+    """Read `archive` through (every member's data, zip CRCs included) without writing a byte;
+    CorruptArchiveError when it is damaged or cut short. A download is checked this way before
+    it gets its final name, so a broken file never settles in a cache."""
+    archive = Path(archive)
+    try:
+        if zipfile.is_zipfile(archive):
+            with zipfile.ZipFile(archive) as zf:
+                bad = zf.testzip()
+            if bad is not None:
+                raise zipfile.BadZipFile(f"member {bad!r} fails its CRC check")
+        else:
+            with tarfile.open(archive, "r:*") as tar:
+                for member in tar:
+                    if member.isfile():
+                        tar.extractfile(member).read()
+    except _CORRUPT_ERRORS as e:
+        raise CorruptArchiveError(
+            f"{archive} is not a readable .tgz/.tar/.zip archive (corrupt or truncated?): {e}"
+        ) from e
 
 
 def safe_extract(
-    archive: str | os.PathLike, dest: str | os.PathLike, *, progress: bool = True
+    archive: str | os.PathLike, dest: str | os.PathLike, *, progress: bool = True,
+    sha256: str | None = None,
 ) -> Path:
     """Extract `archive` (.tgz/.tar.gz/.tar/.zip) so that it becomes the folder `dest`.
 
     Returns `dest` at once when it already holds a completed extraction of this archive (same
-    name and size). A previous extraction of another archive at `dest` is replaced; any other
-    non-empty `dest` is refused with FileExistsError, so a user's files are never overwritten.
+    name, size and modification time; and `sha256`, the checksum the caller verified, when
+    given: it is recorded with the extraction). A previous extraction of another archive at
+    `dest` is replaced; any other non-empty `dest` is refused with FileExistsError, so a
+    user's files are never overwritten.
 
     Raises UnsafeArchiveError for a member with an absolute path, a `..` component, a link
-    leading outside `dest` or a device file, and CorruptArchiveError for a damaged archive;
-    both name the archive, and neither leaves anything behind.
+    leading outside `dest` or a device file, CorruptArchiveError for a damaged archive, and
+    ArchiveTooLargeError for one that would unpack to more than MAX_EXPANSION times its size
+    or than the free disk; each names the archive, and none leaves anything behind.
     """
     archive, dest = Path(archive), Path(dest)
-    if is_extracted(dest, archive):
+    if is_extracted(dest, archive, sha256):
         return dest
     if dest.exists() and not _replaceable(dest):
         raise FileExistsError(
@@ -90,7 +131,7 @@ def safe_extract(
     staging.mkdir(parents=True)
     try:
         _extract_members(archive, staging, progress)
-        (staging / COMPLETE_MARKER).write_text(json.dumps(_fingerprint(archive)))
+        (staging / COMPLETE_MARKER).write_text(json.dumps({**_fingerprint(archive), "sha256": sha256}))
         _move_into_place(staging, dest)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
@@ -100,7 +141,8 @@ def safe_extract(
 
 def _fingerprint(archive: Path) -> dict:
     """Enough to tell one archive from another without reading it through."""
-    return {"archive": archive.name, "size": archive.stat().st_size}
+    info = archive.stat()
+    return {"archive": archive.name, "size": info.st_size, "mtime_ns": info.st_mtime_ns}
 
 
 def _read_marker(marker: Path) -> dict | None:
@@ -125,20 +167,40 @@ def _move_into_place(staging: Path, dest: Path) -> None:
     shutil.rmtree(old, ignore_errors=True)
 
 
+class _SizeBudget:
+    """Counts the bytes members declare (tar headers and zip directories are exact: extraction
+    writes no more than they say) and refuses the member that would pass the cap."""
+
+    def __init__(self, archive: Path, into: Path):
+        self.archive, self.used = archive, 0
+        free = shutil.disk_usage(into).free - DISK_MARGIN_BYTES
+        ratio_cap = MAX_EXPANSION * max(archive.stat().st_size, 1 << 20)
+        self.cap = min(free, ratio_cap)
+        self.why = (f"{free / 1e9:.1f} GB of free disk beside it" if free < ratio_cap else
+                    f"{MAX_EXPANSION}x its size, far more than photos expand: a decompression bomb?")
+
+    def add(self, size: int) -> None:
+        self.used += size
+        if self.used > self.cap:
+            raise ArchiveTooLargeError(f"{self.archive} unpacks to more than {self.cap / 1e9:.2f} GB, "
+                                       f"{self.why}; nothing was kept")
+
+
 def _extract_members(archive: Path, into: Path, progress: bool) -> None:
+    budget = _SizeBudget(archive, into)
     with tqdm(desc=f"extract {archive.name}", unit=" files", disable=not progress) as bar:
         try:
             if zipfile.is_zipfile(archive):
-                _extract_zip(archive, into, bar)
+                _extract_zip(archive, into, bar, budget)
             else:
-                _extract_tar(archive, into, bar)
+                _extract_tar(archive, into, bar, budget)
         except _CORRUPT_ERRORS as e:
             raise CorruptArchiveError(
                 f"{archive} is not a readable .tgz/.tar/.zip archive (corrupt or truncated?): {e}"
             ) from e
 
 
-def _extract_tar(archive: Path, into: Path, bar: tqdm) -> None:
+def _extract_tar(archive: Path, into: Path, bar: tqdm, budget: _SizeBudget) -> None:
     if not hasattr(tarfile, "data_filter"):
         raise RuntimeError(
             "safe tar extraction needs Python >= 3.10.12 or >= 3.11.4 (tarfile filters)"
@@ -150,6 +212,7 @@ def _extract_tar(archive: Path, into: Path, bar: tqdm) -> None:
             member = tarfile.data_filter(member, path)
         except tarfile.FilterError as e:
             raise UnsafeArchiveError(f"{archive}: refusing member {member.name!r}: {e}") from e
+        budget.add(member.size)
         bar.update()
         return member
 
@@ -158,7 +221,7 @@ def _extract_tar(archive: Path, into: Path, bar: tqdm) -> None:
         tar.extractall(into, filter=checked)
 
 
-def _extract_zip(archive: Path, into: Path, bar: tqdm) -> None:
+def _extract_zip(archive: Path, into: Path, bar: tqdm, budget: _SizeBudget) -> None:
     with zipfile.ZipFile(archive) as zf:
         members = zf.infolist()
         # The member list comes from the central directory: check all before writing any.
@@ -168,6 +231,7 @@ def _extract_zip(archive: Path, into: Path, bar: tqdm) -> None:
                 raise UnsafeArchiveError(
                     f"{archive}: refusing member {info.filename!r}: symbolic link"
                 )
+            budget.add(info.file_size)
         bar.reset(total=len(members))
         for info in members:
             zf.extract(info, into)

@@ -103,8 +103,9 @@ class ImageCache:
 
 def build_cache(files: list[Path], size: int, cache_dir: Path, progress: bool = True) -> ImageCache:
     """Decode every photo once at `size`; reuse the cache when the same files were decoded before."""
-    key = hashlib.sha1(json.dumps([size] + [f"{f.resolve()}:{f.stat().st_size}" for f in files])
-                       .encode()).hexdigest()[:16]
+    # A photo replaced by another of the same size must not keep its old pixels: mtime too.
+    stamps = [f"{f.resolve()}:{info.st_size}:{info.st_mtime_ns}" for f in files for info in [f.stat()]]
+    key = hashlib.sha1(json.dumps([size] + stamps).encode()).hexdigest()[:16]
     array_path, index_path = cache_dir / f"images-{key}.npy", cache_dir / f"images-{key}.json"
     if array_path.exists() and index_path.exists():
         index = json.loads(index_path.read_text())

@@ -20,7 +20,8 @@ from pathlib import Path
 import requests
 from tqdm.auto import tqdm
 
-from colorful_world.archive import ARCHIVE_SUFFIXES, ArchiveError, is_extracted, safe_extract
+from colorful_world.archive import (ARCHIVE_SUFFIXES, ArchiveError, CorruptArchiveError, check_readable,
+                                    is_extracted, safe_extract)
 from colorful_world.errors import ConfigError, UserError
 from colorful_world.images import IMAGE_SUFFIXES
 from colorful_world.paths import COLAB_ARCHIVE_CACHE, COLAB_DATA, COLAB_DRIVE, on_colab, user_cache_dir
@@ -249,13 +250,21 @@ def _prepare(
             raise _SourceFailed(f"{archive} does not exist")
         if archive.is_dir():
             return _lfw_root(archive)  # the user's folder is used where it is, never written to
-        if not is_extracted(target, archive):
+        if not is_extracted(target, archive, source.sha256):
             _check_sha256(archive, source.sha256, "the file was left untouched")
-    elif is_extracted(target):
+    elif is_extracted(target, sha256=source.sha256):
+        # A checksum given now must be the one verified when it was extracted.
         return _lfw_root(target)
     else:
         archive = _cached_archive(source, cache_dir, progress, tries, backoff_s)
-    return _lfw_root(safe_extract(archive, target, progress=progress))
+    try:
+        return _lfw_root(safe_extract(archive, target, progress=progress, sha256=source.sha256))
+    except CorruptArchiveError as e:
+        if source.kind == "local":
+            raise
+        # Downloads are read through before they get their final name, so this is a file the
+        # user put in the cache, or a damaged disk: say which file stands in the way.
+        raise _SourceFailed(f"{e}; delete {archive} to download it again") from None
 
 
 def _cached_archive(
@@ -269,15 +278,21 @@ def _cached_archive(
         return final
     cache_dir.mkdir(parents=True, exist_ok=True)
     part = final.with_name(final.name + ".part")
-    if source.kind == "gdrive":
-        _gdown(source.where, part, progress)
-    else:
-        _download(source.where, part, progress, tries, backoff_s)
-    try:
-        _check_sha256(part, source.sha256, "the download was discarded")
-    except _SourceFailed:
-        part.unlink()  # resuming a corrupt file would only reproduce it
-        raise
+    # A download that fails its checks (a stale .part resumed, a body cut short without a
+    # Content-Length) is discarded and fetched once more from byte 0.
+    for last_try in (False, True):
+        if source.kind == "gdrive":
+            _gdown(source.where, part, progress)
+        else:
+            _download(source.where, part, progress, tries, backoff_s)
+        try:
+            _check_sha256(part, source.sha256, "the download was discarded")
+            check_readable(part)  # without a checksum, the archive must at least read through
+            break
+        except (_SourceFailed, CorruptArchiveError) as e:
+            part.unlink()  # resuming a corrupt file would only reproduce it
+            if last_try:
+                raise _SourceFailed(f"{e}; the download was discarded") from None
     os.replace(part, final)
     return final
 
@@ -312,8 +327,7 @@ def _fetch(url: str, part: Path, progress: bool) -> None:
         response.raise_for_status()  # any other error answer: trying again will not help
         if response.status_code != 206:
             offset = 0  # Range not sent, or ignored: the body is the whole file
-        length = response.headers.get("Content-Length")
-        total = offset + int(length) if length else None
+        total = _expected_size(response, offset)
         with part.open("ab" if offset else "wb") as f, tqdm(
             total=total, initial=offset, unit="B", unit_scale=True, unit_divisor=1024,
             desc=part.name.removesuffix(".part"), disable=not progress,
@@ -324,6 +338,19 @@ def _fetch(url: str, part: Path, progress: bool) -> None:
     # Older urllib3 ends a cut-off body quietly instead of raising.
     if total is not None and part.stat().st_size < total:
         raise _Transient(f"{url} closed the connection early")
+    if total is not None and part.stat().st_size > total:
+        part.unlink()
+        raise _Transient(f"{url} sent more bytes than it announced; starting over")
+
+
+def _expected_size(response: requests.Response, offset: int) -> int | None:
+    """The whole file's size: Content-Range's total for a resumed answer, else the offset plus
+    Content-Length; None when the server says neither (the archive check catches a cut body)."""
+    whole = re.fullmatch(r"bytes \d+-\d+/(\d+)", response.headers.get("Content-Range", "").strip())
+    if response.status_code == 206 and whole:
+        return int(whole.group(1))
+    length = response.headers.get("Content-Length")
+    return offset + int(length) if length and length.isdigit() else None
 
 
 def _gdown(file_id: str, part: Path, progress: bool) -> None:

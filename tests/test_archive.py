@@ -8,7 +8,9 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
+from colorful_world import archive as archive_module
 from colorful_world.archive import (
+    ArchiveTooLargeError,
     CorruptArchiveError,
     UnsafeArchiveError,
     is_archive,
@@ -155,3 +157,38 @@ def test_is_archive_judges_by_name_or_content(tmp_path):
 
     assert is_archive(tgz) and is_archive(nameless)
     assert not is_archive(text) and not is_archive(tmp_path)
+
+
+@pytest.mark.parametrize("kind", ["zip", "tgz"])
+def test_a_decompression_bomb_is_refused_and_leaves_nothing(tmp_path, kind):
+    bomb = tmp_path / f"bomb.{kind}"
+    zeros = bytes(120 << 20)  # 120 MB of zeros pack into about 120 KB: over 100x the 1 MB floor
+    if kind == "zip":
+        with zipfile.ZipFile(bomb, "w", zipfile.ZIP_DEFLATED) as zf:
+            zf.writestr("lfw/zeros.bin", zeros)
+    else:
+        with tarfile.open(bomb, "w:gz") as tar:
+            _add_file(tar, "lfw/zeros.bin", zeros)
+
+    with pytest.raises(ArchiveTooLargeError, match="decompression bomb"):
+        safe_extract(bomb, tmp_path / "out", progress=False)
+    assert sorted(p.name for p in tmp_path.iterdir()) == [bomb.name]
+
+
+def test_an_archive_larger_than_the_free_disk_is_refused(tmp_path, monkeypatch):
+    archive = _write_tgz(tmp_path / "lfw.tgz")
+    free = archive_module.shutil.disk_usage(tmp_path).free
+    monkeypatch.setattr(archive_module, "DISK_MARGIN_BYTES", free - 100)  # 100 bytes to spare
+
+    with pytest.raises(ArchiveTooLargeError, match="free disk"):
+        safe_extract(archive, tmp_path / "out", progress=False)
+    assert not (tmp_path / "out").exists()
+
+
+def test_an_archive_replaced_by_one_of_the_same_size_is_extracted_again(tmp_path):
+    archive = _write_tgz(tmp_path / "lfw.tgz")
+    dest = safe_extract(archive, tmp_path / "out", progress=False)
+    info = archive.stat()
+    archive_module.os.utime(archive, ns=(info.st_atime_ns, info.st_mtime_ns + 10**9))
+
+    assert archive.stat().st_size == info.st_size and not is_extracted(dest, archive)

@@ -1,3 +1,4 @@
+import os
 import numpy as np
 import pytest
 import torch
@@ -72,3 +73,17 @@ def test_two_runs_decoding_the_same_photos_at_once_both_succeed(mixed_folder, tm
         caches = list(pool.map(lambda _: data.build_cache(files, 36, tmp_path / "cache", False), range(2)))
     assert np.array_equal(caches[0].images, caches[1].images)
     assert not list((tmp_path / "cache").glob("*.tmp"))
+
+
+def test_a_photo_replaced_by_one_of_the_same_size_is_decoded_again(tmp_path):
+    photo = tmp_path / "photos" / "a.bmp"
+    photo.parent.mkdir()
+    Image.new("RGB", (40, 40), (200, 30, 30)).save(photo)  # BMP: same size whatever the colour
+    first = data.build_cache([photo], 36, tmp_path / "cache", progress=False)
+    size, mtime = photo.stat().st_size, photo.stat().st_mtime_ns
+    Image.new("RGB", (40, 40), (30, 30, 200)).save(photo)
+    os.utime(photo, ns=(mtime + 10**9, mtime + 10**9))
+
+    again = data.build_cache([photo], 36, tmp_path / "cache", progress=False)
+    assert photo.stat().st_size == size
+    assert first.images[0, 0, 0, 0] == 200 and again.images[0, 0, 0, 0] == 30

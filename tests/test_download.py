@@ -45,7 +45,8 @@ def lfw_tgz() -> bytes:
 class _Server:
     """Serves one payload at /lfw-test.tgz, honouring Range, with scripted misbehaviour:
     "500" answers an error, "drop" sends a full Content-Length then closes after half the
-    bytes, "ignore-range" answers 200 with the whole file even to a Range request."""
+    bytes, "short-no-length" sends half the bytes with no Content-Length, "ignore-range"
+    answers 200 with the whole file even to a Range request."""
 
     def __init__(self, payload: bytes, script: tuple[str, ...] = ()):
         self.payload, self.script, self.log = payload, list(script), []
@@ -78,6 +79,13 @@ class _Server:
             handler.send_response(500)
             handler.send_header("Content-Length", "0")
             handler.end_headers()
+            return
+        if behaviour == "short-no-length":  # no Content-Length to tell the client it was cut
+            handler.send_response(200)
+            handler.end_headers()
+            handler.wfile.write(data[: len(data) // 2])
+            handler.close_connection = True
+            self.log.append((byte_range, 200))
             return
         start = 0
         if byte_range and behaviour != "ignore-range":
@@ -183,6 +191,53 @@ def test_checksum_mismatch_keeps_no_download_and_deletes_nothing_of_the_users(
     assert users_archive.read_bytes() == lfw_tgz
     assert users_file.read_text() == "mine"
     assert sorted(p.name for p in (tmp_path / "data").iterdir()) == ["notes.txt"]
+
+
+def test_a_given_checksum_is_checked_even_when_already_extracted(tmp_path, serve, lfw_tgz):
+    server = serve(lfw_tgz)
+    archive = tmp_path / "lfw-test.tgz"
+    archive.write_bytes(lfw_tgz)
+    wrong = _sha256(b"something else")
+    for source in ({"url": server.url}, {"archive": archive}):
+        _prepare(tmp_path, **source)  # extracted once, no checksum given
+
+        with pytest.raises(DownloadError, match="sha256"):
+            _prepare(tmp_path, **source, sha256=wrong)
+        assert _prepare(tmp_path, **source, sha256=_sha256(lfw_tgz)).is_dir()
+
+
+def test_body_cut_short_without_length_is_fetched_again(tmp_path, serve, lfw_tgz):
+    server = serve(lfw_tgz, script=("short-no-length",))
+
+    folder = _prepare(tmp_path, url=server.url)  # no checksum: the archive check catches it
+
+    assert len(_photos(folder)) == 2 * len(PEOPLE)
+    assert (tmp_path / "cache" / ARCHIVE_NAME).read_bytes() == lfw_tgz
+    assert server.log == [(None, 200), (None, 200)]
+
+
+def test_stale_part_resumed_into_garbage_is_discarded(tmp_path, serve, lfw_tgz):
+    server = serve(lfw_tgz)
+    stale = tmp_path / "cache" / f"{ARCHIVE_NAME}.part"
+    stale.parent.mkdir()
+    stale.write_bytes(b"x" * 5000)  # the start of another file
+
+    folder = _prepare(tmp_path, url=server.url)
+
+    assert len(_photos(folder)) == 2 * len(PEOPLE)
+    assert (tmp_path / "cache" / ARCHIVE_NAME).read_bytes() == lfw_tgz
+    assert server.log == [("bytes=5000-", 206), (None, 200)]
+
+
+def test_corrupt_cached_archive_names_the_file_to_delete(tmp_path, serve, lfw_tgz):
+    server = serve(lfw_tgz)
+    cached = tmp_path / "cache" / ARCHIVE_NAME
+    cached.parent.mkdir()
+    cached.write_bytes(lfw_tgz[: len(lfw_tgz) // 2])
+
+    with pytest.raises(DownloadError, match=f"delete {re.escape(str(cached))} to download it again"):
+        _prepare(tmp_path, url=server.url)
+    assert cached.exists()  # it may be the user's: named, never deleted
 
 
 def test_server_error_then_success_retries(tmp_path, serve, lfw_tgz):
