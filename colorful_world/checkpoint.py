@@ -18,6 +18,10 @@ class CheckpointError(UserError, ValueError):
     """A checkpoint that is missing, damaged, or would run code when loaded."""
 
 
+class CheckpointSaveError(UserError, OSError):
+    """A checkpoint that could not be written (a full disk, most often); the run keeps its last one."""
+
+
 def checkpoint_path(run_dir: Path, step: int) -> Path:
     return Path(run_dir) / CHECKPOINT_DIR / f"step_{step:09d}.pt"
 
@@ -57,6 +61,12 @@ def save_checkpoint(state: dict, path: Path, staging: Path | None = None) -> Non
             os.fsync(f.fileno())
         os.replace(tmp, path)
         written.remove(tmp)
+    except (RuntimeError, OSError) as err:  # torch reports a full disk as a RuntimeError
+        reason = str(err).splitlines()[0] if str(err) else type(err).__name__
+        free = shutil.disk_usage(path.parent).free / 1e6
+        raise CheckpointSaveError(f"could not write the checkpoint {path} ({reason}; {free:,.0f} MB free "
+                                  "there); the run keeps its previous checkpoint: make room, then the same "
+                                  "command goes on from it") from None
     finally:
         for leftover in written:
             leftover.unlink(missing_ok=True)

@@ -125,3 +125,30 @@ def test_a_second_training_on_the_same_folder_is_refused_and_a_killed_ones_lock_
     first.wait()
     third = subprocess.run(command + ["--max-minutes", "0.0001"], capture_output=True, text=True)
     assert third.returncode == 0 and "resumed from" in third.stdout, third.stderr
+
+
+def test_a_full_disk_during_a_save_is_one_sentence_and_the_same_command_goes_on(
+        synthetic_folder, tmp_path, monkeypatch, capsys):
+    from colorful_world import cli
+    out = tmp_path / "run"
+    argv = train_command(synthetic_folder, out, tmp_path / "cache")[3:]
+    real_save, calls = torch.save, []
+
+    def disk_fills_up(obj, f, *args, **kwargs):  # the third save finds the disk full halfway
+        calls.append(f)
+        if len(calls) == 3:
+            f.write(bytes(1000))
+            raise RuntimeError("[enforce fail at inline_container.cc:672] . unexpected pos 64 vs 0")
+        return real_save(obj, f, *args, **kwargs)
+
+    monkeypatch.setattr(torch, "save", disk_fills_up)
+    assert cli.main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: could not write the checkpoint") and "MB free" in err
+    assert "Traceback" not in err and len(err.strip().splitlines()) == 1
+    assert [load_checkpoint(p)["step"] for p in list_checkpoints(out)] == [3, 6]
+    assert not list((out / "checkpoints").glob("*.tmp"))
+
+    monkeypatch.setattr(torch, "save", real_save)
+    assert cli.main(argv + ["--max-minutes", "0.0001"]) == 0
+    assert "resumed from" in capsys.readouterr().out
