@@ -4,7 +4,9 @@ Only chroma (ab) comes from the network; it is upsampled bilinearly and recombin
 full-resolution L, so every pixel of detail of the input survives at any resolution.
 """
 
+import os
 import sys
+import tempfile
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -18,9 +20,14 @@ from colorful_world.checkpoint import CheckpointError
 from colorful_world.model_file import load_generator
 from colorful_world.color import AB_SCALE, normalize_l
 from colorful_world.color_lut import lab_to_srgb_u8, lightness_u8
-from colorful_world.images import BadImageError, find_images, load_rgb
-from colorful_world.png import save_png
+from colorful_world.errors import UserError
+from colorful_world.images import IMAGE_SUFFIXES, BadImageError, find_images, load_rgb
+from colorful_world.png import made_here, save_png
 from colorful_world.predict import predict_ab
+
+
+class OutputError(UserError, OSError):
+    """An output folder that cannot be written into."""
 
 
 class Colorizer:
@@ -76,13 +83,36 @@ class Colorizer:
         return Image.fromarray(pixels, "RGB")
 
 
-def expand_inputs(inputs: Iterable[str | Path]) -> list[Path]:
-    """Files as given, folders searched recursively for photos."""
-    paths = []
+def expand_inputs(inputs: Iterable[str | Path]) -> tuple[list[Path], list[Path]]:
+    """(photos to colorize, skipped): files as given, folders searched recursively for photos,
+    where the PNGs this tool wrote are skipped (colorizing into the input folder, then again,
+    must not colorize its own results). A folder without photos is an error."""
+    paths, skipped = [], []
     for item in inputs:
         item = Path(item)
-        paths.extend(find_images(item) if item.is_dir() else [item])
-    return paths
+        if not item.is_dir():
+            paths.append(item)
+            continue
+        found = find_images(item)
+        if not found:
+            raise BadImageError(f"{item}: a folder with no photos in it "
+                                f"({', '.join(sorted(IMAGE_SUFFIXES))})")
+        for path in found:
+            (skipped if made_here(path) else paths).append(path)
+    return paths, skipped
+
+
+def check_output_folder(out_dir: Path) -> None:
+    """Make `out_dir` and prove it takes a file, before any photo is worked on."""
+    if out_dir.exists() and not out_dir.is_dir():
+        raise OutputError(f"{out_dir} is a file; --output names a folder to write into")
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        fd, probe = tempfile.mkstemp(dir=out_dir, prefix=".write-test-")
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as err:
+        raise OutputError(f"cannot write into {out_dir}: {err.strerror or err}") from None
 
 
 def output_paths(files: list[Path], out_dir: Path) -> list[Path]:
@@ -101,9 +131,16 @@ def output_paths(files: list[Path], out_dir: Path) -> list[Path]:
 
 def colorize_files(colorizer: Colorizer, inputs: Iterable[str | Path], out_dir: Path,
                    progress: bool = True) -> tuple[list[Path], list[str]]:
-    """Colorize every photo; a bad one is reported and skipped. Returns (written, errors)."""
-    files = expand_inputs(inputs)
-    out_dir.mkdir(parents=True, exist_ok=True)
+    """Colorize every photo; a bad one is reported and skipped. Returns (written, errors).
+
+    Raises BadImageError when a folder holds no photos, and OutputError when `out_dir` cannot
+    be written into; both before any photo is worked on."""
+    files, skipped = expand_inputs(inputs)
+    if skipped:
+        print(f"skipped {len(skipped)} PNG(s) this tool wrote, such as {skipped[0]}", file=sys.stderr)
+    if not files:
+        raise BadImageError("no photos to colorize: every one found is an earlier result of this tool")
+    check_output_folder(out_dir)
     written, errors = [], []
     for src, dst in tqdm(list(zip(files, output_paths(files, out_dir))), desc="colorizing",
                          disable=not progress or len(files) < 2):

@@ -20,6 +20,10 @@ from PIL import Image
 _COLOUR_TYPES = {"L": 0, "LA": 4, "RGB": 2, "RGBA": 6}  # PNG's names for these pixel layouts
 _SUB = 1
 _PIECE = 1 << 20  # bytes of pixels per piece: smaller gains no speed and costs compression
+_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+# Every file names its maker right after the header, so a folder walk can tell this tool's
+# own results from photos (colorizing into the input folder must not colorize them again).
+_MADE_HERE = b"Software\x00colorful-world"
 
 
 def _chunk(kind: bytes, data: bytes) -> bytes:
@@ -53,8 +57,20 @@ def png_bytes(image: Image.Image) -> bytes:
     filtered[:, 1:1 + channels] = rows[:, :channels]
     np.subtract(rows[:, channels:], rows[:, :-channels], out=filtered[:, 1 + channels:])  # wraps mod 256, as PNG's
     header = struct.pack(">IIBBBBB", width, height, 8, _COLOUR_TYPES[image.mode], 0, 0, 0)
-    return (b"\x89PNG\r\n\x1a\n" + _chunk(b"IHDR", header)
+    return (_SIGNATURE + _chunk(b"IHDR", header) + _chunk(b"tEXt", _MADE_HERE)
             + _chunk(b"IDAT", zlib_stream(filtered.tobytes())) + _chunk(b"IEND", b""))
+
+
+def made_here(path: str | Path) -> bool:
+    """Whether `path` is a PNG this module wrote (read from its first 70 bytes)."""
+    marker = _chunk(b"tEXt", _MADE_HERE)
+    start = len(_SIGNATURE) + 8 + 13 + 4  # the signature, then IHDR: length, type, 13 bytes, CRC
+    try:
+        with open(path, "rb") as f:
+            head = f.read(start + len(marker))
+    except OSError:
+        return False
+    return head.startswith(_SIGNATURE) and head[start:] == marker
 
 
 def save_png(image: Image.Image, target: str | Path | BinaryIO) -> None:

@@ -41,6 +41,7 @@ if TYPE_CHECKING:
 
 MAX_BYTES = 10_000_000  # the whole request body, multipart framing included
 MAX_PIXELS = 40_000_000  # the server's default, lower than images.MAX_PIXELS: it bounds one request's memory
+MAX_FORM_PARTS = 20
 MAX_SIZE_FACTOR = 4  # `?size=` up to 4x the training size: 16x the work, and far from what it saw
 
 # The formats the package reads from disk, and only those: PIL can open many more (EPS, PSD,
@@ -95,10 +96,15 @@ def create_app(colorizer: Colorizer | None = None, checkpoint: str | None = None
     # in the server's threads, and memory stays bounded by one photo.
     model_lock = threading.Lock()
 
+    from colorful_world.http_limits import BoundedBody
+
     app = Flask(__name__)
-    # Werkzeug compares Content-Length with this before reading a byte of the body, and reads a
-    # body sent without one (chunked) no further than this: a huge upload is never read.
     app.config["MAX_CONTENT_LENGTH"] = max_bytes
+    # A photo needs one form field; werkzeug's default of 1,000 parts lets a form cost far more
+    # parsing than its bytes suggest.
+    app.config["MAX_FORM_PARTS"] = MAX_FORM_PARTS
+    # The body, chunked or not, is read whole and bounded before Flask sees it.
+    app.wsgi_app = BoundedBody(app.wsgi_app, max_bytes, _too_many_bytes(max_bytes))
 
     def error(status: int, message: str) -> tuple[Response, int]:
         return jsonify(error=message), status
@@ -127,6 +133,9 @@ def create_app(colorizer: Colorizer | None = None, checkpoint: str | None = None
 
     @app.errorhandler(413)  # raised by werkzeug itself, with a message that names no limit
     def too_large(_) -> tuple[Response, int]:
+        if (request.content_length or 0) <= max_bytes:  # within the bytes: too many form parts
+            return error(413, f"the form has more than {MAX_FORM_PARTS} parts; send the photo as "
+                              "its one file field 'image'")
         return error(413, _too_many_bytes(max_bytes))
 
     @app.errorhandler(HTTPException)  # 404, 405, and 400 for a request werkzeug cannot parse
@@ -150,9 +159,6 @@ def _upload_bytes(request) -> bytes:
         data = upload.read()
     else:
         data = request.get_data(cache=False)
-        # A body sent without Content-Length (chunked) is cut at the limit by werkzeug, not refused.
-        if request.content_length is None and len(data) >= request.max_content_length:
-            raise RequestRefused(413, _too_many_bytes(request.max_content_length))
     if not data:
         raise RequestRefused(400, "the upload is empty: send a photo as the form field 'image' "
                                   "or as the request body")
@@ -214,16 +220,27 @@ def _decode(data: bytes, max_pixels: int) -> Image.Image:
     return image
 
 
-def make_server(app, host: str = "127.0.0.1", port: int = 8000) -> Server:
+def make_server(app, host: str = "127.0.0.1", port: int = 8000, max_bytes: int = MAX_BYTES,
+                deadline_s: float | None = None) -> Server:
     """A production WSGI server for `app`, already listening (port 0: any free one, see
     `.bind_addr`); `.serve()` runs it until `.stop()`.
 
     cheroot (pure Python, a thread pool) rather than waitress: waitress reads a whole request
     body before the app sees it, so the app could refuse an oversized upload only after it
     arrived; cheroot streams the body, so the Content-Length check refuses it at once.
+    `max_bytes` also refuses a chunk that announces more before it is read; a request whose
+    headers and body take longer than `deadline_s` (default http_limits.REQUEST_DEADLINE_S)
+    to arrive is cut off, so slow clients cannot hold every thread.
     """
     from cheroot.wsgi import Server
+
+    from colorful_world.http_limits import REQUEST_DEADLINE_S, DeadlineConnection
+
+    if not 0 <= port <= 65535:
+        raise ConfigError(f"port must be from 0 to 65535, not {port}")
     server = Server((host, port), app)
+    limits = {"deadline_s": REQUEST_DEADLINE_S if deadline_s is None else deadline_s, "max_read": max_bytes}
+    server.ConnectionClass = type("Connection", (DeadlineConnection,), limits)
     server.prepare()
     return server
 
@@ -253,7 +270,7 @@ def main_from_args(args: argparse.Namespace) -> int:
     try:
         app = create_app(checkpoint=args.checkpoint, backend=args.backend,
                          max_bytes=args.max_bytes, max_pixels=args.max_pixels)
-        server = make_server(app, args.host, args.port)
+        server = make_server(app, args.host, args.port, args.max_bytes)
     except ModuleNotFoundError as err:
         print(f"error: serving needs {err.name}: pip install 'colorful-world[serve]'", file=sys.stderr)
         return 2
@@ -261,6 +278,7 @@ def main_from_args(args: argparse.Namespace) -> int:
         print(f"error: {err}", file=sys.stderr)
         return 2
     host, port = server.bind_addr[:2]
+    host = f"[{host}]" if ":" in host else host  # an IPv6 address takes brackets in a URL
     print(f"serving on http://{host}:{port}/ (Ctrl-C to stop)", flush=True)
     # `docker stop` sends SIGTERM, which a process running as PID 1 would otherwise ignore.
     signal.signal(signal.SIGTERM, signal.default_int_handler)

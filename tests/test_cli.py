@@ -1,8 +1,10 @@
 import hashlib
+import os
 import subprocess
 import sys
 
 import numpy as np
+import pytest
 from PIL import Image
 from skimage import data as skdata
 
@@ -159,3 +161,59 @@ def test_a_model_with_nan_weights_fails_each_photo_clearly(tmp_path, tiny_model)
                              "-o", str(tmp_path / "out")], capture_output=True, text=True)
     assert result.returncode == 1 and "Traceback" not in result.stderr
     assert result.stderr.count("inf or NaN colours") == 2 and "2 failed" in result.stdout
+
+
+def _colorize_cli(*args):
+    return subprocess.run([sys.executable, "-m", "colorful_world", "colorize", *map(str, args)],
+                          capture_output=True, text=True)
+
+
+def _one_sentence(result):
+    return result.returncode == 2 and "Traceback" not in result.stderr and len(result.stderr.strip().splitlines()) == 1
+
+
+def test_output_that_is_a_file_or_an_empty_folder_is_one_sentence(tmp_path, tiny_model):
+    photo = tmp_path / "face.png"
+    Image.fromarray(skdata.astronaut()[::8, ::8]).save(photo)
+    (tmp_path / "taken.txt").write_text("mine")
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "x.jpg").mkdir()
+
+    to_a_file = _colorize_cli(photo, "-c", tiny_model, "-o", tmp_path / "taken.txt")
+    assert _one_sentence(to_a_file) and "is a file" in to_a_file.stderr
+    assert (tmp_path / "taken.txt").read_text() == "mine"
+    for folder in ("empty", "x.jpg"):
+        result = _colorize_cli(tmp_path / folder, "-c", tiny_model, "-o", tmp_path / "out")
+        assert _one_sentence(result) and "no photos" in result.stderr
+
+
+def test_an_output_folder_that_refuses_writes_fails_before_any_photo(tmp_path, tiny_model, monkeypatch):
+    from colorful_world import colorize as colorize_module
+    photo = tmp_path / "face.png"
+    Image.fromarray(skdata.astronaut()[::8, ::8]).save(photo)
+    out = tmp_path / "read-only"
+    out.mkdir()
+    out.chmod(0o555)
+    if os.geteuid() == 0:  # root writes through any mode bits: the refusal is simulated
+        def refused(*args, **kwargs):
+            raise PermissionError(13, "Permission denied")
+        monkeypatch.setattr(colorize_module.tempfile, "mkstemp", refused)
+    colorizer = colorize_module.Colorizer.from_checkpoint(tiny_model)
+    monkeypatch.setattr(colorizer, "colorize", lambda *a, **k: pytest.fail("colorized before the check"))
+
+    for target in (out, out / "below"):
+        with pytest.raises(colorize_module.OutputError, match="cannot write into .*Permission denied"):
+            colorize_module.colorize_files(colorizer, [photo], target, progress=False)
+
+
+def test_colorizing_into_the_input_folder_twice_skips_its_own_results(tmp_path, tiny_model):
+    photos = tmp_path / "album"
+    photos.mkdir()
+    for name in ("a.jpg", "b.png"):
+        Image.fromarray(skdata.astronaut()[::8, ::8]).convert("L").save(photos / name)
+
+    for _ in range(2):
+        result = _colorize_cli(photos, "-c", tiny_model, "-o", photos)
+        assert result.returncode == 0, result.stderr
+    assert sorted(p.name for p in photos.iterdir()) == ["a.jpg", "a.png", "b-2.png", "b.png"]
+    assert "skipped 2 PNG(s) this tool wrote" in result.stderr

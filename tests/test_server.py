@@ -37,9 +37,9 @@ CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networki
 
 
 @contextlib.contextmanager
-def serving(app):
+def serving(app, **limits):
     """`app` on the production server in a thread, on a free port of 127.0.0.1; yields its URL."""
-    httpd = make_server(app, "127.0.0.1", 0)
+    httpd = make_server(app, "127.0.0.1", 0, **limits)
     thread = threading.Thread(target=httpd.serve, daemon=True)
     thread.start()
     try:
@@ -256,6 +256,70 @@ def test_chunked_upload_over_the_limit_is_refused(url):
     assert_json_error(requests.post(f"{url}/colorize", data=endless_body(), timeout=30), 413)
 
 
+def raw_answer(port: int, request: bytes, timeout: float = 10) -> tuple[int, dict, float]:
+    """Send `request` bytes as they are; (status, JSON body, seconds until the answer)."""
+    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as sock:
+        start = time.monotonic()
+        sock.sendall(request)
+        answer = http.client.HTTPResponse(sock)
+        answer.begin()
+        body = answer.read()
+        assert answer.getheader("Content-Type") == "application/json", body
+        return answer.status, json.loads(body), time.monotonic() - start
+
+
+@pytest.mark.parametrize("chunk_size", ["c800000", "FFFFFFFFFFFFFFFF"])
+def test_a_huge_chunk_is_refused_before_it_is_read(url, chunk_size):
+    """A chunk that announces 200 MB (or 2**64 bytes), then 4 bytes and silence."""
+    port = int(url.rsplit(":", 1)[1])
+    status, body, elapsed = raw_answer(port, b"POST /colorize HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                                             b"Transfer-Encoding: chunked\r\n\r\n"
+                                             + chunk_size.encode() + b"\r\n\x89PNG")
+    assert status == 413 and "10,000,000 bytes" in body["error"]
+    assert elapsed < 2, f"answered after {elapsed:.1f} s: the server waited for the chunk"
+
+
+def test_a_form_of_many_parts_is_refused_for_its_parts(url):
+    fields = {f"field{n}": "x" for n in range(3000)}
+    answer = requests.post(f"{url}/colorize", data=fields, files={"image": encode(photo(), "PNG")}, timeout=30)
+    assert_json_error(answer, 413)
+    assert "parts" in answer.json()["error"] and "bytes" not in answer.json()["error"]
+
+
+def test_slow_clients_cannot_hold_every_thread(colorizer):
+    """Twelve clients (cheroot has ten threads) trickle a byte every 0.2 s, some in their
+    headers, some in their body; health still answers, and each slow one is cut at its deadline."""
+    stop = threading.Event()
+
+    def trickle(port: int, head: bytes, rest: bytes) -> None:
+        with socket.create_connection(("127.0.0.1", port), timeout=30) as sock:
+            sock.sendall(head)
+            for byte in rest:
+                if stop.is_set():
+                    return
+                try:
+                    sock.sendall(bytes([byte]))
+                except OSError:
+                    return  # cut off by the server: what the test wants
+                time.sleep(0.2)
+
+    with serving(create_app(colorizer), deadline_s=1.0) as base:
+        port = int(base.rsplit(":", 1)[1])
+        slow_headers = (b"POST /colorize HTTP/1.1\r\n", b"Host: 127.0.0.1\r\nX-Slow: " + b"y" * 200)
+        slow_body = (b"POST /colorize HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 200\r\n\r\n", b"z" * 200)
+        clients = [threading.Thread(target=trickle, args=(port, *(slow_headers if n % 2 else slow_body)))
+                   for n in range(12)]
+        for client in clients:
+            client.start()
+        try:
+            time.sleep(0.5)  # every thread of the server is now held by a slow client
+            assert requests.get(f"{base}/healthz", timeout=15).status_code == 200
+        finally:
+            stop.set()
+            for client in clients:
+                client.join(10)
+
+
 def test_limits_are_configurable(colorizer):
     small = encode(photo(40, 30).convert("L"), "PNG")
     with serving(create_app(colorizer, max_bytes=len(small) + 1000, max_pixels=1000)) as base:
@@ -337,6 +401,26 @@ def test_serve_with_a_missing_model_is_one_clear_error(tmp_path, capsys):
     assert main_from_args(args) == 2
     error = capsys.readouterr().err
     assert error.startswith("error: ") and "missing.safetensors" in error and error.count("\n") == 1
+
+
+def test_serve_on_an_impossible_port_is_one_clear_error(tiny_model, capsys):
+    args = add_arguments(argparse.ArgumentParser()).parse_args(
+        ["--checkpoint", str(tiny_model), "--port", "70000"])
+    assert main_from_args(args) == 2
+    error = capsys.readouterr().err
+    assert error == "error: port must be from 0 to 65535, not 70000\n"
+
+
+def test_serve_on_ipv6_prints_a_url_with_brackets(tiny_model):
+    proc = subprocess.Popen([sys.executable, "-c", SERVE, "--host", "::1", "--port", "0", "--checkpoint",
+                             str(tiny_model)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        line = proc.stdout.readline()
+        assert line.startswith("serving on http://[::1]:"), line  # (stderr would block: it still runs)
+        assert requests.get(f"{line.split()[2]}healthz", timeout=10).json()["status"] == "ok"
+    finally:
+        proc.kill()
+        proc.wait()
 
 
 def test_page_in_headless_chromium_without_javascript(url, tmp_path):
