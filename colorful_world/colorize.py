@@ -72,7 +72,7 @@ class Colorizer:
         if size % step:
             raise ValueError(f"working size {size} must be a multiple of {step}")
         rgb, alpha = load_rgb(image)
-        light = lightness_u8(torch.from_numpy(rgb).to(self.runtime.device))
+        light = lightness_u8(rgb).to(self.runtime.device)
         ab = predict_ab(self.generator, normalize_l(light), size, self.runtime) * AB_SCALE
         if not torch.isfinite(ab).all():  # a diverged model: no colour to give, for any photo
             raise CheckpointError("the model gives inf or NaN colours (its weights are not finite: "

@@ -10,8 +10,24 @@ def predict_ab(generator, l_norm: torch.Tensor, size: int, runtime: rt.Runtime) 
     """ab in model units for normalised L of any size: the network works at size x size, and
     its colour is resized back (chroma carries little detail, so this costs no sharpness)."""
     own = l_norm.shape[-2:] == (size, size)
-    small = l_norm if own else F.interpolate(l_norm, size=(size, size), mode="bilinear",
-                                             antialias=True, align_corners=False)
+    small = l_norm if own else to_working_size(l_norm, size)
     with runtime.autocast():
         ab = generator(small).float()
     return ab if own else F.interpolate(ab, size=l_norm.shape[-2:], mode="bilinear", align_corners=False)
+
+
+def to_working_size(l_norm: torch.Tensor, size: int) -> torch.Tensor:
+    """L resized to size x size: each side shrunk (antialiased) first, then grown.
+
+    One antialiased resize of a photo with a side below `size` makes an intermediate of the
+    other side by `size`: 5 GB for a 1 x 10,000,000 photo. Shrinking first keeps every
+    intermediate no larger than the photo; for a photo with both sides at least `size`
+    (nearly every photo) it is the same single resize as before.
+    """
+    height, width = l_norm.shape[-2:]
+    shrunk = (min(height, size), min(width, size))
+    if shrunk != (height, width):
+        l_norm = F.interpolate(l_norm, size=shrunk, mode="bilinear", antialias=True, align_corners=False)
+    if shrunk != (size, size):
+        l_norm = F.interpolate(l_norm, size=(size, size), mode="bilinear", antialias=True, align_corners=False)
+    return l_norm

@@ -91,9 +91,9 @@ def create_app(colorizer: Colorizer | None = None, checkpoint: str | None = None
     if colorizer is None:
         colorizer = BACKENDS[backend](checkpoint)
     # One photo at a time: torch already spreads one forward pass over every core, so running
-    # two at once gains little, while a photo being worked on holds float copies of itself at
-    # full size (measured: 1.6 GB at 10 MP, so about 6 GB at 40 MP). Requests wait their turn
-    # in the server's threads, and memory stays bounded by one photo.
+    # two at once gains little, while a photo being worked on costs about 22 bytes a pixel
+    # (benchmarks/photo_memory.py: 0.9 GB at 40 MP). Requests wait their turn in the server's
+    # threads, and memory stays bounded by one photo.
     model_lock = threading.Lock()
 
     from colorful_world.http_limits import BoundedBody

@@ -217,3 +217,26 @@ def test_colorizing_into_the_input_folder_twice_skips_its_own_results(tmp_path, 
         assert result.returncode == 0, result.stderr
     assert sorted(p.name for p in photos.iterdir()) == ["a.jpg", "a.png", "b-2.png", "b.png"]
     assert "skipped 2 PNG(s) this tool wrote" in result.stderr
+
+
+def _peak_rss_mb(command):
+    """Run `command`; its exit code and peak resident memory in MB (from the kernel's own count)."""
+    proc = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    _, status, usage = os.wait4(proc.pid, 0)
+    proc.stderr.close()
+    return os.waitstatus_to_exitcode(status), usage.ru_maxrss / 1024
+
+
+def test_a_one_pixel_wide_photo_costs_memory_by_its_pixels(tmp_path, tiny_model):
+    """1 x 4,000,000 pixels: one resize straight to the working size made a 4,000,000 x 32
+    float intermediate (about 470 bytes a pixel); now it costs what a square photo does."""
+    small, tall = tmp_path / "small.png", tmp_path / "tall.png"
+    Image.new("L", (64, 64), 90).save(small)
+    Image.new("L", (1, 4_000_000), 90).save(tall)
+    command = [sys.executable, "-m", "colorful_world", "colorize", "-c", str(tiny_model), "-o", str(tmp_path / "out")]
+
+    rc_small, base = _peak_rss_mb(command + [str(small)])
+    rc_tall, peak = _peak_rss_mb(command + [str(tall)])
+    assert rc_small == rc_tall == 0
+    assert peak - base < 4_000_000 * 100 / 2**20, f"{peak - base:.0f} MB for 4 MP"
+    assert Image.open(tmp_path / "out" / "tall.png").size == (1, 4_000_000)

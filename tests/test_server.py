@@ -395,6 +395,29 @@ def test_serve_runs_as_a_process_until_sigterm(tiny_model):
         proc.wait()
 
 
+def _peak_rss_mb(pid: int) -> float:
+    status = Path(f"/proc/{pid}/status").read_text()
+    return int(next(line for line in status.splitlines() if line.startswith("VmHWM:")).split()[1]) / 1024
+
+
+def test_a_one_pixel_wide_upload_costs_memory_by_its_pixels(tiny_model):
+    """A 1 x 4,000,000 PNG (a few KB): about 470 bytes a pixel before, held under the model lock."""
+    proc = subprocess.Popen([sys.executable, "-c", SERVE, "--port", "0", "--checkpoint", str(tiny_model)],
+                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    try:
+        base = proc.stdout.readline().split()[2]
+        small = requests.post(f"{base}colorize", data=encode(photo().convert("L"), "PNG"), timeout=30)
+        assert small.status_code == 200
+        before = _peak_rss_mb(proc.pid)
+        tall = requests.post(f"{base}colorize", data=encode(Image.new("L", (1, 4_000_000), 90), "PNG"), timeout=120)
+        assert tall.status_code == 200 and Image.open(io.BytesIO(tall.content)).size == (1, 4_000_000)
+        grew = _peak_rss_mb(proc.pid) - before
+        assert grew < 4_000_000 * 100 / 2**20, f"{grew:.0f} MB for 4 MP"
+    finally:
+        proc.kill()
+        proc.wait()
+
+
 def test_serve_with_a_missing_model_is_one_clear_error(tmp_path, capsys):
     args = add_arguments(argparse.ArgumentParser()).parse_args(
         ["--checkpoint", str(tmp_path / "missing.safetensors"), "--port", "0"])
