@@ -3,6 +3,7 @@
 
 import argparse
 import json
+import signal
 import sys
 from dataclasses import fields
 from pathlib import Path
@@ -67,9 +68,13 @@ def _train(args) -> int:
 
 
 def _colorize(args) -> int:
-    from colorful_world.colorize import Colorizer, colorize_files
+    from colorful_world.colorize import Colorizer
+    from colorful_world.folder import colorize_files
+    # `kill` and container stops send SIGTERM: stop as Ctrl-C does, letting running writes finish.
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
     colorizer = Colorizer.from_checkpoint(args.checkpoint, backend=args.backend)
-    written, errors = colorize_files(colorizer, args.inputs, Path(args.output), progress=not args.no_progress)
+    written, errors = colorize_files(colorizer, args.inputs, Path(args.output), progress=not args.no_progress,
+                                     workers=args.workers)
     print(f"colorized {len(written)} photo(s) into {args.output}" + (f"; {len(errors)} failed" if errors else ""))
     return 1 if errors else 0
 
@@ -137,6 +142,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="generator.safetensors or a training checkpoint (default: the bundled face model)")
     p.add_argument("--backend", choices=("torch", "onnx"), default="torch",
                    help="onnx: ONNX Runtime on the CPU, faster there (needs the onnx extra)")
+    p.add_argument("--workers", type=int, default=None,
+                   help="threads that decode and write photos beside the network (default: the cores, at most 4)")
     p.add_argument("--no-progress", action="store_true")
 
     p = sub.add_parser("info", help="what a model is: its config, data, steps, date and validation figures")

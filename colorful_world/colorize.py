@@ -4,30 +4,29 @@ Only chroma (ab) comes from the network; it is upsampled bilinearly and recombin
 full-resolution L, so every pixel of detail of the input survives at any resolution.
 """
 
-import os
-import sys
-import tempfile
-from collections.abc import Iterable
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 from PIL import Image
-from tqdm.auto import tqdm
 
 from colorful_world import runtime as rt
 from colorful_world.checkpoint import CheckpointError
 from colorful_world.model_file import load_generator
 from colorful_world.color import AB_SCALE, normalize_l
 from colorful_world.color_lut import lab_to_srgb_u8, lightness_u8
-from colorful_world.errors import UserError
-from colorful_world.images import IMAGE_SUFFIXES, BadImageError, find_images, load_rgb
-from colorful_world.png import made_here, save_png
-from colorful_world.predict import predict_ab
+from colorful_world.images import load_rgb
+from colorful_world.predict import network_ab, to_photo_size, to_working_size
 
 
-class OutputError(UserError, OSError):
-    """An output folder that cannot be written into."""
+@dataclass
+class Prepared:
+    """A photo ready for the network: its L at full size, its alpha, its L at the working size."""
+
+    light: torch.Tensor  # (1, 1, H, W) CIELAB L in [0, 100]
+    alpha: np.ndarray | None  # (H, W) uint8
+    small: torch.Tensor  # (1, 1, size, size) L scaled to [-1, 1]
 
 
 class Colorizer:
@@ -60,6 +59,14 @@ class Colorizer:
             raise ValueError(f"unknown backend {backend!r}; choose torch or onnx")
         return cls(generator, config["image_size"], device)
 
+    def working_size(self, size: int | None = None) -> int:
+        """`size`, checked, or the training size: the side the network works at."""
+        size = size or self.image_size
+        step = 2 ** self.generator.depth
+        if size % step:
+            raise ValueError(f"working size {size} must be a multiple of {step}")
+        return size
+
     @torch.no_grad()
     def colorize(self, image: Image.Image | str | Path, size: int | None = None) -> Image.Image:
         """A photo (any mode, any size) -> its colour version, same size; alpha is kept.
@@ -67,92 +74,33 @@ class Colorizer:
         `size` is the side the network works at (default: its training size); a multiple of
         2**depth. Larger sizes see finer detail but were not what the model was trained on.
         """
-        size = size or self.image_size
-        step = 2 ** self.generator.depth
-        if size % step:
-            raise ValueError(f"working size {size} must be a multiple of {step}")
+        prepared = self.prepare(image, self.working_size(size))
+        return self.finish(prepared, self.predict(prepared))
+
+    # The three stages of `colorize`, for callers that overlap them (a folder, the server):
+    # prepare and finish are per-photo work on the photo's own pixels, and may run in threads;
+    # predict runs the network.
+
+    @torch.no_grad()
+    def prepare(self, image: Image.Image | str | Path, size: int) -> Prepared:
+        """Decode, take L at full size, and resize it to the network's working size."""
         rgb, alpha = load_rgb(image)
         light = lightness_u8(rgb).to(self.runtime.device)
-        ab = predict_ab(self.generator, normalize_l(light), size, self.runtime) * AB_SCALE
+        return Prepared(light, alpha, to_working_size(normalize_l(light), size))
+
+    @torch.no_grad()
+    def predict(self, prepared: Prepared) -> torch.Tensor:
+        """The network's ab for one prepared photo, at the working size."""
+        return network_ab(self.generator, prepared.small, self.runtime)
+
+    @torch.no_grad()
+    def finish(self, prepared: Prepared, ab_small: torch.Tensor) -> Image.Image:
+        """The network's colour at the photo's own size, on its own L: the colour photo."""
+        ab = to_photo_size(ab_small, prepared.light.shape[-2:]) * AB_SCALE
         if not torch.isfinite(ab).all():  # a diverged model: no colour to give, for any photo
             raise CheckpointError("the model gives inf or NaN colours (its weights are not finite: "
                                   "a diverged training run?); use another checkpoint")
-        pixels = lab_to_srgb_u8(light, ab).cpu().numpy()
-        if alpha is not None:
-            return Image.fromarray(np.dstack([pixels, alpha]), "RGBA")
+        pixels = lab_to_srgb_u8(prepared.light, ab).cpu().numpy()
+        if prepared.alpha is not None:
+            return Image.fromarray(np.dstack([pixels, prepared.alpha]), "RGBA")
         return Image.fromarray(pixels, "RGB")
-
-
-def expand_inputs(inputs: Iterable[str | Path]) -> tuple[list[Path], list[Path]]:
-    """(photos to colorize, skipped): files as given, folders searched recursively for photos,
-    where the PNGs this tool wrote are skipped (colorizing into the input folder, then again,
-    must not colorize its own results). A folder without photos is an error."""
-    paths, skipped = [], []
-    for item in inputs:
-        item = Path(item)
-        if not item.is_dir():
-            paths.append(item)
-            continue
-        found = find_images(item)
-        if not found:
-            raise BadImageError(f"{item}: a folder with no photos in it "
-                                f"({', '.join(sorted(IMAGE_SUFFIXES))})")
-        for path in found:
-            (skipped if made_here(path) else paths).append(path)
-    return paths, skipped
-
-
-def check_output_folder(out_dir: Path) -> None:
-    """Make `out_dir` and prove it takes a file, before any photo is worked on."""
-    if out_dir.exists() and not out_dir.is_dir():
-        raise OutputError(f"{out_dir} is a file; --output names a folder to write into")
-    try:
-        out_dir.mkdir(parents=True, exist_ok=True)
-        fd, probe = tempfile.mkstemp(dir=out_dir, prefix=".write-test-")
-        os.close(fd)
-        os.unlink(probe)
-    except OSError as err:
-        raise OutputError(f"cannot write into {out_dir}: {err.strerror or err}") from None
-
-
-def output_paths(files: list[Path], out_dir: Path) -> list[Path]:
-    """OUT/<stem>.png, with -2, -3... where two inputs share a stem; never an input file itself."""
-    taken = {f.resolve() for f in files}
-    result, used = [], set()
-    for f in files:
-        candidate, n = out_dir / f"{f.stem}.png", 1
-        while candidate.resolve() in taken or candidate.resolve() in used:
-            n += 1
-            candidate = out_dir / f"{f.stem}-{n}.png"
-        used.add(candidate.resolve())
-        result.append(candidate)
-    return result
-
-
-def colorize_files(colorizer: Colorizer, inputs: Iterable[str | Path], out_dir: Path,
-                   progress: bool = True) -> tuple[list[Path], list[str]]:
-    """Colorize every photo; a bad one is reported and skipped. Returns (written, errors).
-
-    Raises BadImageError when a folder holds no photos, and OutputError when `out_dir` cannot
-    be written into; both before any photo is worked on."""
-    files, skipped = expand_inputs(inputs)
-    if skipped:
-        print(f"skipped {len(skipped)} PNG(s) this tool wrote, such as {skipped[0]}", file=sys.stderr)
-    if not files:
-        raise BadImageError("no photos to colorize: every one found is an earlier result of this tool")
-    check_output_folder(out_dir)
-    written, errors = [], []
-    for src, dst in tqdm(list(zip(files, output_paths(files, out_dir))), desc="colorizing",
-                         disable=not progress or len(files) < 2):
-        try:
-            if not src.is_file():
-                raise BadImageError(f"{src}: no such file")
-            result = colorizer.colorize(src)
-            tmp = dst.with_name(dst.name + ".tmp")
-            save_png(result, tmp)
-            tmp.replace(dst)
-            written.append(dst)
-        except (BadImageError, OSError, ValueError) as err:
-            errors.append(str(err) if str(src) in str(err) else f"{src}: {err}")
-            tqdm.write(f"error: {errors[-1]}", file=sys.stderr)
-    return written, errors

@@ -9,11 +9,21 @@ from colorful_world import runtime as rt
 def predict_ab(generator, l_norm: torch.Tensor, size: int, runtime: rt.Runtime) -> torch.Tensor:
     """ab in model units for normalised L of any size: the network works at size x size, and
     its colour is resized back (chroma carries little detail, so this costs no sharpness)."""
-    own = l_norm.shape[-2:] == (size, size)
-    small = l_norm if own else to_working_size(l_norm, size)
+    ab = network_ab(generator, to_working_size(l_norm, size), runtime)
+    return to_photo_size(ab, l_norm.shape[-2:])
+
+
+def network_ab(generator, small: torch.Tensor, runtime: rt.Runtime) -> torch.Tensor:
+    """The generator's ab (float32) for L already at its working size."""
     with runtime.autocast():
-        ab = generator(small).float()
-    return ab if own else F.interpolate(ab, size=l_norm.shape[-2:], mode="bilinear", align_corners=False)
+        return generator(small).float()
+
+
+def to_photo_size(ab: torch.Tensor, shape: tuple[int, int]) -> torch.Tensor:
+    """The network's ab resized (bilinear) to the photo's own height and width."""
+    if ab.shape[-2:] == tuple(shape):
+        return ab
+    return F.interpolate(ab, size=tuple(shape), mode="bilinear", align_corners=False)
 
 
 def to_working_size(l_norm: torch.Tensor, size: int) -> torch.Tensor:
@@ -25,6 +35,8 @@ def to_working_size(l_norm: torch.Tensor, size: int) -> torch.Tensor:
     (nearly every photo) it is the same single resize as before.
     """
     height, width = l_norm.shape[-2:]
+    if (height, width) == (size, size):
+        return l_norm
     shrunk = (min(height, size), min(width, size))
     if shrunk != (height, width):
         l_norm = F.interpolate(l_norm, size=shrunk, mode="bilinear", antialias=True, align_corners=False)

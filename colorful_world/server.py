@@ -42,6 +42,7 @@ if TYPE_CHECKING:
 MAX_BYTES = 10_000_000  # the whole request body, multipart framing included
 MAX_PIXELS = 40_000_000  # the server's default, lower than images.MAX_PIXELS: it bounds one request's memory
 MAX_FORM_PARTS = 20
+IN_FLIGHT = 2  # photos worked on at once: I/O overlaps, and memory is 2 photos' worth at most
 MAX_SIZE_FACTOR = 4  # `?size=` up to 4x the training size: 16x the work, and far from what it saw
 
 # The formats the package reads from disk, and only those: PIL can open many more (EPS, PSD,
@@ -56,8 +57,9 @@ def _loader(backend: str) -> Callable[[str | None], Colorizer]:
     return load
 
 
-# How each `--backend` loads a model into something with `colorize(image, size)`, `image_size`
-# and `generator.depth`. ONNX Runtime (the onnx extra) is the faster one on a CPU.
+# How each `--backend` loads a model into a `Colorizer` (what the app uses of it: `working_size`,
+# `prepare`, `predict`, `finish`, `image_size`, `generator.depth`). ONNX Runtime (the onnx
+# extra) is the faster one on a CPU.
 BACKENDS: dict[str, Callable[[str | None], Colorizer]] = {name: _loader(name) for name in ("torch", "onnx")}
 
 
@@ -71,9 +73,10 @@ class RequestRefused(Exception):
 
 def create_app(colorizer: Colorizer | None = None, checkpoint: str | None = None,
                max_bytes: int = MAX_BYTES, max_pixels: int = MAX_PIXELS,
-               backend: str = "torch") -> Flask:
+               backend: str = "torch", in_flight: int = IN_FLIGHT) -> Flask:
     """The WSGI app. The model is `colorizer`, or loaded here once from `checkpoint` (None: the
-    bundled face model) with `backend`; every request of this process shares it.
+    bundled face model) with `backend`; every request of this process shares it. At most
+    `in_flight` photos are worked on at once (the others wait their turn).
 
     Raises ValueError for limits that cannot work, and CheckpointError (a ValueError) for a
     model that cannot be loaded: a server that starts is a server that can answer.
@@ -83,6 +86,8 @@ def create_app(colorizer: Colorizer | None = None, checkpoint: str | None = None
 
     if max_bytes < 1:
         raise ConfigError(f"max_bytes must be positive, not {max_bytes}")
+    if in_flight < 1:
+        raise ConfigError(f"in_flight must be at least 1, not {in_flight}")
     if not 0 < max_pixels <= images.MAX_PIXELS:
         raise ConfigError(f"max_pixels must be from 1 to the package's {images.MAX_PIXELS:,}, "
                          f"not {max_pixels:,}")
@@ -90,11 +95,12 @@ def create_app(colorizer: Colorizer | None = None, checkpoint: str | None = None
         raise ConfigError(f"unknown backend {backend!r}; choose one of {sorted(BACKENDS)}")
     if colorizer is None:
         colorizer = BACKENDS[backend](checkpoint)
-    # One photo at a time: torch already spreads one forward pass over every core, so running
-    # two at once gains little, while a photo being worked on costs about 22 bytes a pixel
-    # (benchmarks/photo_memory.py: 0.9 GB at 40 MP). Requests wait their turn in the server's
-    # threads, and memory stays bounded by one photo.
+    # The network runs one photo at a time: torch already spreads a forward pass over every
+    # core. Decoding and encoding happen outside that lock, so requests overlap their I/O, and
+    # at most `in_flight` photos are worked on at once: each costs about 22 bytes a pixel
+    # (benchmarks/photo_memory.py: 0.9 GB at 40 MP), so memory stays bounded by that many.
     model_lock = threading.Lock()
+    photos_at_once = threading.BoundedSemaphore(in_flight)
 
     from colorful_world.http_limits import BoundedBody
 
@@ -123,8 +129,8 @@ def create_app(colorizer: Colorizer | None = None, checkpoint: str | None = None
     def colorize() -> Response:
         data = _upload_bytes(request)
         size = _working_size(request.args.get("size"), colorizer)
-        with model_lock:
-            png = _colorize_png(colorizer, data, size, max_pixels)
+        with photos_at_once:
+            png = _colorize_png(colorizer, data, size, max_pixels, model_lock)
         return Response(png, mimetype="image/png")
 
     @app.errorhandler(RequestRefused)
@@ -185,10 +191,15 @@ def _working_size(text: str | None, colorizer: Colorizer) -> int | None:
     return size
 
 
-def _colorize_png(colorizer: Colorizer, data: bytes, size: int | None, max_pixels: int) -> bytes:
+def _colorize_png(colorizer: Colorizer, data: bytes, size: int | None, max_pixels: int,
+                  model_lock: threading.Lock) -> bytes:
+    """Decode, prepare and encode in this request's thread; only the network holds the lock."""
     image = _decode(data, max_pixels)
     try:
-        colour = colorizer.colorize(image, size=size)
+        prepared = colorizer.prepare(image, colorizer.working_size(size))
+        with model_lock:
+            ab = colorizer.predict(prepared)
+        colour = colorizer.finish(prepared, ab)
     except (ValueError, OSError) as err:  # BadImageError, or a mode or profile PIL cannot convert
         raise RequestRefused(422, f"this photo cannot be colorized: {err}") from None
     return png_bytes(colour)
@@ -258,6 +269,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
                         help=f"largest request body accepted, in bytes (default: {MAX_BYTES:,})")
     parser.add_argument("--max-pixels", type=int, default=MAX_PIXELS,
                         help=f"largest photo accepted, in pixels (default: {MAX_PIXELS:,})")
+    parser.add_argument("--in-flight", type=int, default=IN_FLIGHT,
+                        help="photos decoded, colorized and encoded at once; each may take up to "
+                             f"--max-pixels x 22 bytes of memory (default: {IN_FLIGHT})")
     return parser
 
 
@@ -268,8 +282,8 @@ def main_from_args(args: argparse.Namespace) -> int:
     the web stack is not installed; the reason goes to stderr.
     """
     try:
-        app = create_app(checkpoint=args.checkpoint, backend=args.backend,
-                         max_bytes=args.max_bytes, max_pixels=args.max_pixels)
+        app = create_app(checkpoint=args.checkpoint, backend=args.backend, max_bytes=args.max_bytes,
+                         max_pixels=args.max_pixels, in_flight=args.in_flight)
         server = make_server(app, args.host, args.port, args.max_bytes)
     except ModuleNotFoundError as err:
         print(f"error: serving needs {err.name}: pip install 'colorful-world[serve]'", file=sys.stderr)

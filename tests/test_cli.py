@@ -189,6 +189,7 @@ def test_output_that_is_a_file_or_an_empty_folder_is_one_sentence(tmp_path, tiny
 
 def test_an_output_folder_that_refuses_writes_fails_before_any_photo(tmp_path, tiny_model, monkeypatch):
     from colorful_world import colorize as colorize_module
+    from colorful_world import folder
     photo = tmp_path / "face.png"
     Image.fromarray(skdata.astronaut()[::8, ::8]).save(photo)
     out = tmp_path / "read-only"
@@ -197,13 +198,13 @@ def test_an_output_folder_that_refuses_writes_fails_before_any_photo(tmp_path, t
     if os.geteuid() == 0:  # root writes through any mode bits: the refusal is simulated
         def refused(*args, **kwargs):
             raise PermissionError(13, "Permission denied")
-        monkeypatch.setattr(colorize_module.tempfile, "mkstemp", refused)
+        monkeypatch.setattr(folder.tempfile, "mkstemp", refused)
     colorizer = colorize_module.Colorizer.from_checkpoint(tiny_model)
-    monkeypatch.setattr(colorizer, "colorize", lambda *a, **k: pytest.fail("colorized before the check"))
+    monkeypatch.setattr(colorizer, "prepare", lambda *a, **k: pytest.fail("colorized before the check"))
 
     for target in (out, out / "below"):
-        with pytest.raises(colorize_module.OutputError, match="cannot write into .*Permission denied"):
-            colorize_module.colorize_files(colorizer, [photo], target, progress=False)
+        with pytest.raises(folder.OutputError, match="cannot write into .*Permission denied"):
+            folder.colorize_files(colorizer, [photo], target, progress=False)
 
 
 def test_colorizing_into_the_input_folder_twice_skips_its_own_results(tmp_path, tiny_model):

@@ -5,6 +5,7 @@ command as a process, and the upload page in headless Chromium with JavaScript o
 import argparse
 import concurrent.futures
 import contextlib
+import copy
 import http.client
 import io
 import json
@@ -336,10 +337,47 @@ def test_a_bug_is_answered_as_json_500(caplog):
     def broken(image, size=None):
         raise RuntimeError("a bug")
 
-    stub = SimpleNamespace(image_size=32, generator=SimpleNamespace(depth=3), colorize=broken)
+    stub = SimpleNamespace(image_size=32, generator=SimpleNamespace(depth=3), working_size=lambda size: 32,
+                           prepare=broken)
     with serving(create_app(stub)) as base:
         assert_json_error(requests.post(f"{base}/colorize", data=encode(photo(), "PNG"), timeout=30), 500)
     assert "a bug" in caplog.text
+
+
+def test_two_requests_prepare_their_photos_at_once(colorizer):
+    """Each request decodes and prepares outside the model lock: two requests meet at a barrier
+    inside `prepare`, which only two threads there at once can pass (no timing involved)."""
+    meeting = threading.Barrier(2, timeout=20)
+    instrumented = copy.copy(colorizer)
+
+    def prepare(image, size):
+        meeting.wait()
+        return Colorizer.prepare(colorizer, image, size)
+
+    instrumented.prepare = prepare
+    upload = encode(photo().convert("L"), "PNG")
+    with serving(create_app(instrumented)) as base:
+        with concurrent.futures.ThreadPoolExecutor(2) as pool:
+            answers = list(pool.map(lambda _: requests.post(f"{base}/colorize", data=upload, timeout=60), range(2)))
+    assert [answer.status_code for answer in answers] == [200, 200], answers[0].text
+    assert as_array(answers[0].content).tobytes() == as_array(answers[1].content).tobytes()
+
+
+def test_in_flight_bounds_the_photos_worked_on_at_once(colorizer):
+    """With in_flight=1 the second request waits at the door: the barrier is never passed."""
+    meeting = threading.Barrier(2, timeout=3)
+    instrumented = copy.copy(colorizer)
+
+    def prepare(image, size):
+        meeting.wait()
+        return Colorizer.prepare(colorizer, image, size)
+
+    instrumented.prepare = prepare
+    upload = encode(photo().convert("L"), "PNG")
+    with serving(create_app(instrumented, in_flight=1)) as base:
+        with concurrent.futures.ThreadPoolExecutor(2) as pool:
+            answers = list(pool.map(lambda _: requests.post(f"{base}/colorize", data=upload, timeout=60), range(2)))
+    assert sorted(answer.status_code for answer in answers) == [500, 500]  # each timed out alone at the barrier
 
 
 def test_concurrent_load_200_requests_8_in_flight(url, colorizer, loads, capsys):

@@ -21,8 +21,8 @@ LAYERS = {
     "core": ({"color", "color_lut", "config", "encoders", "models", "data", "metrics", "runtime", "predict",
               "report", "checkpoint", "model_file"}, {"helpers"}),
     "training": ({"train", "run_folder"}, {"core", "helpers"}),
-    "inference": ({"colorize", "onnx_backend", "evaluate"}, {"core", "helpers"}),
-    "apps": ({"cli", "server", "widget", "launch", "notebook", "__main__", "__init__"},
+    "inference": ({"colorize", "folder", "onnx_backend", "evaluate"}, {"core", "helpers"}),
+    "apps": ({"cli", "server", "http_limits", "widget", "launch", "notebook", "__main__", "__init__"},
              {"training", "inference", "core", "helpers"}),
 }
 
