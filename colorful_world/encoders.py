@@ -1,7 +1,7 @@
 """Pretrained torchvision backbones as U-Net encoders, and where their ImageNet weights come from.
 
-A backbone is a line in ENCODERS: its torchvision constructor, its weights enum, and the part of
-the classifier that computes features (a sequence of modules, as DynamicUnet expects); the
+A backbone is a line in ENCODERS: its constructor (torchvision's, or one with the same layer
+names), its torchvision weights enum, and the part of the classifier that computes features (a sequence of modules, as DynamicUnet expects); the
 decoder finds the skip connections itself, by where the resolution halves.
 """
 
@@ -14,6 +14,7 @@ import torch
 from torch import nn
 
 from colorful_world.errors import UserError
+from colorful_world.mobilenet import MobileNetV2Features
 
 WEIGHTS_ENV = "COLORFUL_WORLD_ENCODER_WEIGHTS"  # a safetensors file used when --encoder-weights is imagenet
 
@@ -24,7 +25,7 @@ class EncoderWeightsError(UserError, ValueError):
 
 @dataclass(frozen=True)
 class Encoder:
-    build: Callable[[], nn.Module]  # the torchvision classifier, randomly initialised
+    build: Callable[[], nn.Module]  # the classifier, or the part of it we use, randomly initialised
     weights: str  # the name of its torchvision weights enum member, e.g. "MobileNet_V2_Weights.IMAGENET1K_V1"
     features: Callable[[nn.Module], nn.Sequential]  # the classifier's feature layers, stride 2 ... 32
 
@@ -41,8 +42,8 @@ def _resnet_features(m: nn.Module) -> nn.Sequential:
 
 
 ENCODERS = {
-    # The last 1x1 conv (320 -> 1280 channels) only feeds the classifier: left out.
-    "mobilenet_v2": Encoder(_tv("mobilenet_v2"), "MobileNet_V2_Weights.IMAGENET1K_V1", lambda m: m.features[:-1]),
+    # Built here, with torchvision's names: torchvision's import alone takes longer than colorizing.
+    "mobilenet_v2": Encoder(MobileNetV2Features, "MobileNet_V2_Weights.IMAGENET1K_V1", lambda m: m.features),
     "resnet18": Encoder(_tv("resnet18"), "ResNet18_Weights.IMAGENET1K_V1", _resnet_features),
     "resnet34": Encoder(_tv("resnet34"), "ResNet34_Weights.IMAGENET1K_V1", _resnet_features),
 }
@@ -68,6 +69,9 @@ def load_classifier(name: str, weights: str) -> nn.Module:
         state = _download_imagenet(name, spec)
     else:
         state = _read_weights_file(Path(weights).expanduser(), name)
+    # The classifier's own layers (its head, the last conv before it) may be in the file and not
+    # in the model; every layer of the model must be in the file.
+    state = {key: value for key, value in state.items() if key in model.state_dict()}
     try:
         model.load_state_dict(state)
     except RuntimeError as err:

@@ -47,3 +47,10 @@ def test_photo_memory_benchmark_measures_every_shape(tiny_model):
     figures = run_benchmark("photo_memory.py", "--megapixels", "0.2", "--checkpoint", str(tiny_model))
     assert {value["shape"] for value in figures.values() if isinstance(value, dict)} == {"square", "4:1", "1:N"}
     assert figures["process_with_a_64px_photo_mb"] > 0
+
+
+def test_folder_benchmark_compares_one_at_a_time_pipelined_and_the_io_floor(tiny_model):
+    figures = run_benchmark("folder.py", "--photos", "4", "--side", "128", "--checkpoint", str(tiny_model))
+    for mode in ("one_at_a_time", "pipelined", "floor", "floor_threaded"):
+        assert figures[mode]["photos_per_second"] > 0 and figures[mode]["peak_rss_mb"] > 0
+    assert figures["pipelined_over_floor"] > 0 and figures["workers"] >= 1

@@ -8,8 +8,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+import torchvision
 from PIL import Image
-from safetensors.torch import save_file
+from safetensors.torch import load_file, save_file
 from skimage import data as skdata
 
 from colorful_world import Colorizer
@@ -17,6 +18,7 @@ from colorful_world.checkpoint import CheckpointError
 from colorful_world.model_file import export_generator, load_generator
 from colorful_world.config import MODEL_FORMAT, ModelConfig, TrainConfig
 from colorful_world.encoders import IMAGENET_MEAN, IMAGENET_STD, EncoderWeightsError, load_classifier
+from colorful_world.mobilenet import MobileNetV2Features
 from colorful_world.models import EncoderUNet, build_generator, count_parameters
 
 SHARED_WEIGHTS = Path(__file__).resolve().parents[2] / "shared" / "weights" / "mobilenet_v2_imagenet.safetensors"
@@ -25,16 +27,33 @@ CATS, ESPRESSO = range(281, 286), 967  # ImageNet classes: tabby ... Egyptian ca
 
 @pytest.mark.skipif(not SHARED_WEIGHTS.is_file(), reason=f"no ImageNet weights file at {SHARED_WEIGHTS}")
 def test_imagenet_weights_from_a_file_recognise_a_cat_and_an_espresso():
-    model = load_classifier("mobilenet_v2", str(SHARED_WEIGHTS)).eval()
+    features = load_classifier("mobilenet_v2", str(SHARED_WEIGHTS)).eval()
+    # The classifier's head, which the encoder leaves out, from torchvision and the same file.
+    classifier = torchvision.models.mobilenet_v2()
+    classifier.load_state_dict(load_file(str(SHARED_WEIGHTS)))
+    head = torch.nn.Sequential(classifier.features[-1], torch.nn.AdaptiveAvgPool2d(1), torch.nn.Flatten(),
+                               classifier.classifier).eval()
 
     def top_class(photo: np.ndarray) -> int:
         image = Image.fromarray(photo).resize((224, 224), Image.BICUBIC)
         x = torch.from_numpy(np.array(image)).permute(2, 0, 1)[None].float() / 255
         with torch.no_grad():
-            return model((x - IMAGENET_MEAN) / IMAGENET_STD).argmax().item()
+            return head(features((x - IMAGENET_MEAN) / IMAGENET_STD)).argmax().item()
 
     assert top_class(skdata.chelsea()) in CATS
     assert top_class(skdata.coffee()) == ESPRESSO
+
+
+def test_our_mobilenet_v2_features_are_torchvisions_key_for_key_and_output_for_output():
+    theirs = torchvision.models.mobilenet_v2().eval()
+    ours = MobileNetV2Features().eval()
+    wanted = {key: value for key, value in theirs.state_dict().items()
+              if key.startswith("features.") and not key.startswith("features.18.")}
+    assert {k: v.shape for k, v in ours.state_dict().items()} == {k: v.shape for k, v in wanted.items()}
+    ours.load_state_dict(wanted)
+    x = torch.randn(2, 3, 96, 64)
+    with torch.no_grad():
+        assert torch.equal(ours(x), theirs.features[:-1](x))
 
 
 def test_offline_without_weights_is_a_clear_error_never_random_weights(tmp_path, monkeypatch):
@@ -55,7 +74,7 @@ def test_offline_without_weights_is_a_clear_error_never_random_weights(tmp_path,
     save_file({"fc.weight": torch.zeros(3, 3)}, str(wrong))
     with pytest.raises(EncoderWeightsError, match="not mobilenet_v2 weights"):
         load_classifier("mobilenet_v2", str(wrong))
-    assert count_parameters(load_classifier("mobilenet_v2", "random")) > 3_000_000  # only when asked
+    assert count_parameters(load_classifier("mobilenet_v2", "random")) == 1_811_712  # only when asked
 
 
 @pytest.mark.parametrize("encoder, skips", [("mobilenet_v2", [16, 24, 32, 96, 320]),
