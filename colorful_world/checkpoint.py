@@ -9,13 +9,9 @@ from pathlib import Path
 
 import torch
 
-from colorful_world.errors import UserError
+from colorful_world.errors import CheckpointError, UserError
 
 CHECKPOINT_DIR = "checkpoints"
-
-
-class CheckpointError(UserError, ValueError):
-    """A checkpoint that is missing, damaged, or would run code when loaded."""
 
 
 class CheckpointSaveError(UserError, OSError):

@@ -8,7 +8,8 @@ a tanh output covers the whole sRGB gamut.
 import kornia.color
 import torch
 
-AB_SCALE = 110.0  # |a|, |b| of sRGB colours stay below ~108
+from colorful_world.units import AB_SCALE, normalize_l
+
 
 
 def rgb_to_lab(rgb: torch.Tensor) -> torch.Tensor:
@@ -19,11 +20,6 @@ def rgb_to_lab(rgb: torch.Tensor) -> torch.Tensor:
 def lab_to_rgb(lab: torch.Tensor) -> torch.Tensor:
     """(..., 3, H, W) Lab -> sRGB in [0, 1], out-of-gamut colours clipped."""
     return kornia.color.lab_to_rgb(lab.float(), clip=True)
-
-
-def normalize_l(light: torch.Tensor) -> torch.Tensor:
-    """L in [0, 100] -> the generator's input range [-1, 1]."""
-    return light / 50.0 - 1.0
 
 
 def rgb_to_model(rgb: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

@@ -1,73 +1,82 @@
-"""CIELAB for 8-bit photos through lookup tables: what colorizing a photo needs, fast.
+"""CIELAB for 8-bit photos through lookup tables, in numpy: what colorizing a photo needs, fast,
+and without torch (a server on ONNX Runtime uses it as it is).
 
 Colorizing reads only L from the photo and writes 8-bit sRGB back. Both ends go through the
 sRGB curve, a power per pixel and channel; here those powers are taken once per code value
-(256 in, 65,536 out) and each pixel is a table lookup. On a 1 MP photo this is several times
-faster than the float conversions in `color`, and agrees with them to within one 8-bit level.
-The tables are built with kornia's own functions, so both paths share one set of formulas.
+(256 in, 65,536 out) and each pixel is a table lookup. The constants are those of `color`'s
+float conversions (kornia's, the same as scikit-image's), and tests hold both paths to within
+one 8-bit level.
 """
 
 import functools
 
-import kornia.color
 import numpy as np
-import torch
 
-_LAB_EPSILON = 0.008856  # CIE's (6/29)**3, below which L is linear in Y (kornia's constant)
+_LAB_EPSILON = 0.008856  # CIE's (6/29)**3, below which L is linear in Y
 _OUT_LEVELS = 65536  # linear light is quantised to 16 bits before the sRGB curve: < 0.06 of an 8-bit level
-_BAND_PIXELS = 32768  # measured on a 1 MP photo: 8 to 128 rows of 1024 are all within 20% of this
-_CONVERT = ("lab_xyz_to_linear", "srgb_u8")
+_BAND_PIXELS = 32768  # measured on a 1 MP photo: bands of 8 to 128 rows of 1024 are all within 20% of this
+_RGB_TO_XYZ = np.array([[0.412453, 0.357580, 0.180423],
+                        [0.212671, 0.715160, 0.072169],
+                        [0.019334, 0.119193, 0.950227]])
+_XYZ_TO_RGB = np.array([[3.2404813432005266, -1.5371515162713185, -0.4985363261688878],
+                        [-0.9692549499965682, 1.8759900014898907, 0.0415559265582928],
+                        [0.0556466391351772, -0.2040413383665112, 1.0573110696453443]])
+_WHITE = np.array([0.95047, 1.0, 1.08883])  # D65
+
+
+def _to_linear(srgb: np.ndarray) -> np.ndarray:
+    return np.where(srgb > 0.04045, ((srgb + 0.055) / 1.055) ** 2.4, srgb / 12.92)
+
+
+def _to_srgb(linear: np.ndarray) -> np.ndarray:
+    return np.where(linear > 0.0031308, 1.055 * np.power(linear, 1 / 2.4) - 0.055, 12.92 * linear)
+
+
+def _lab_f(t: np.ndarray) -> np.ndarray:
+    return np.where(t > _LAB_EPSILON, np.cbrt(t), 7.787 * t + 4 / 29)
 
 
 @functools.cache
-def _tables() -> dict[str, torch.Tensor]:
-    ramp = torch.arange(256, dtype=torch.float64) / 255
-    linear = kornia.color.rgb_to_linear_rgb(ramp.view(1, 256, 1).expand(3, 256, 1))[0, :, 0]
-    y_weights = kornia.color.rgb_to_xyz(torch.eye(3, dtype=torch.float64).view(3, 3, 1))[1, :, 0]
-    grey = ramp.view(1, 256, 1).expand(3, 256, 1).float()
-    encode = kornia.color.linear_rgb_to_rgb(
-        (torch.arange(_OUT_LEVELS, dtype=torch.float64) / (_OUT_LEVELS - 1)).view(1, -1, 1).expand(3, -1, 1))[0, :, 0]
-    xyz_to_linear = kornia.color.xyz_to_rgb(torch.eye(3).view(3, 3, 1, 1))[..., 0, 0].T
+def _tables() -> dict[str, np.ndarray]:
+    linear = _to_linear(np.arange(256) / 255)
+    encode = _to_srgb(np.arange(_OUT_LEVELS) / (_OUT_LEVELS - 1))
     return {
-        "l_of_grey_np": kornia.color.rgb_to_lab(grey)[0, :, 0].numpy(),
-        # XYZ relative to D65 white -> linear sRGB; the white point folded into the matrix.
-        "lab_xyz_to_linear": xyz_to_linear * torch.tensor([0.95047, 1.0, 1.08883]),
-        "y_of_channel": (y_weights[:, None] * linear[None, :]).float(),  # (3, 256): each channel's share of Y
-        "srgb_u8": (encode * 255 + 0.5).floor().clamp(0, 255).to(torch.uint8),
+        "l_of_grey": (116 * _lab_f(linear) - 16).astype(np.float32),  # grey: Y is the linear level
+        "y_of_channel": (_RGB_TO_XYZ[1][:, None] * linear[None, :]).astype(np.float32),  # (3, 256)
+        # Lab's XYZ relative to the white point -> linear sRGB; the white folded into the matrix.
+        "lab_xyz_to_linear": (_XYZ_TO_RGB * _WHITE).T.astype(np.float32),
+        "srgb_u8": np.clip(np.floor(encode * 255 + 0.5), 0, 255).astype(np.uint8),
     }
 
 
-def lightness_u8(rgb: np.ndarray) -> torch.Tensor:
-    """(H, W, 3) uint8 sRGB -> (1, 1, H, W) CIELAB L in [0, 100] (on the CPU), as
-    `color.rgb_to_lab` has it."""
+def lightness_u8(rgb: np.ndarray) -> np.ndarray:
+    """(H, W, 3) uint8 sRGB -> (H, W) float32 CIELAB L in [0, 100], as `color.rgb_to_lab` has it."""
     tables = _tables()
     if np.array_equal(rgb[..., 0], rgb[..., 1]) and np.array_equal(rgb[..., 1], rgb[..., 2]):
         # Black-and-white photos, the usual case: L is one lookup, indexed by the bytes themselves.
-        return torch.from_numpy(tables["l_of_grey_np"][rgb[..., 0]])[None, None]
+        return tables["l_of_grey"][rgb[..., 0]]
     shares = tables["y_of_channel"]
-    y = sum(shares[c][channel] for c, channel in enumerate(torch.from_numpy(rgb).long().unbind(-1)))
-    f = torch.where(y > _LAB_EPSILON, y.clamp(min=_LAB_EPSILON).pow(1 / 3), 7.787 * y + 4 / 29)
-    return (116 * f - 16)[None, None]
+    y = shares[0][rgb[..., 0]] + shares[1][rgb[..., 1]] + shares[2][rgb[..., 2]]
+    return 116 * _lab_f(y).astype(np.float32) - 16
 
 
-def lab_to_srgb_u8(light: torch.Tensor, ab: torch.Tensor) -> torch.Tensor:
-    """(1, 1, H, W) L and (1, 2, H, W) ab -> (H, W, 3) uint8 sRGB, a photo's pixels as PIL takes
-    them; out-of-gamut colours clipped as `color.lab_to_rgb` clips them.
+def lab_to_srgb_u8(light: np.ndarray, ab: np.ndarray) -> np.ndarray:
+    """(H, W) L and (2, H, W) ab -> (H, W, 3) uint8 sRGB, a photo's pixels as PIL takes them;
+    out-of-gamut colours clipped as `color.lab_to_rgb` clips them.
 
-    On the CPU, bands of rows at a time: the float temporaries of a band stay in the cache
-    (twice as fast as the whole photo at once), and memory grows by 3 bytes per pixel, not 60.
+    Bands of rows at a time: the float temporaries of a band stay in the cache (twice as fast
+    as the whole photo at once), and memory grows by 3 bytes a pixel, not 60.
     """
-    height, width = light.shape[-2:]
-    out = torch.empty(height, width, 3, dtype=torch.uint8, device=light.device)
-    rows = height if light.is_cuda else max(1, _BAND_PIXELS // width)
-    tables = {key: value.to(light.device) for key, value in _tables().items() if key in _CONVERT}
+    height, width = light.shape
+    out = np.empty((height, width, 3), dtype=np.uint8)
+    rows = max(1, _BAND_PIXELS // width)
+    tables = _tables()
     for top in range(0, height, rows):
-        band = slice(top, top + rows)
-        fy = (light[0, 0, band].float() + 16) / 116
-        a, b = ab[0, :, band].float()
-        f = torch.stack([fy + a / 500, fy, (fy - b / 200).clamp(min=0)], dim=-1)
-        xyz = torch.where(f > 0.2068966, f * f * f, (f - 4 / 29) / 7.787)  # kornia's constants
-        linear = xyz @ tables["lab_xyz_to_linear"].T
-        index = linear.clamp_(0, 1).mul_(_OUT_LEVELS - 1).add_(0.5).long()
-        out[band] = tables["srgb_u8"][index]
+        fy = (light[top:top + rows] + np.float32(16)) / np.float32(116)
+        a, b = ab[:, top:top + rows]
+        f = np.stack([fy + a / np.float32(500), fy, np.maximum(fy - b / np.float32(200), 0)], axis=-1)
+        xyz = np.where(f > np.float32(0.2068966), f * f * f, (f - np.float32(4 / 29)) / np.float32(7.787))
+        linear = xyz @ tables["lab_xyz_to_linear"]
+        index = (np.clip(linear, 0, 1) * np.float32(_OUT_LEVELS - 1) + np.float32(0.5)).astype(np.int32)
+        out[top:top + rows] = tables["srgb_u8"][index]
     return out

@@ -8,42 +8,45 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import torch
 from PIL import Image
 
-from colorful_world import runtime as rt
-from colorful_world.checkpoint import CheckpointError
-from colorful_world.model_file import load_generator
-from colorful_world.color import AB_SCALE, normalize_l
 from colorful_world.color_lut import lab_to_srgb_u8, lightness_u8
+from colorful_world.errors import CheckpointError
 from colorful_world.images import load_rgb
-from colorful_world.predict import network_ab, to_photo_size, to_working_size
+from colorful_world.resize import to_photo_size, to_working_size
+from colorful_world.units import AB_SCALE, normalize_l
 
 
 @dataclass
 class Prepared:
     """A photo ready for the network: its L at full size, its alpha, its L at the working size."""
 
-    light: torch.Tensor  # (1, 1, H, W) CIELAB L in [0, 100]
+    light: np.ndarray  # (H, W) float32 CIELAB L in [0, 100]
     alpha: np.ndarray | None  # (H, W) uint8
-    small: torch.Tensor  # (1, 1, size, size) L scaled to [-1, 1]
+    small: np.ndarray  # (1, 1, size, size) float32 L scaled to [-1, 1]
 
 
 class Colorizer:
-    """Load once, colorize many: `Colorizer.from_checkpoint(path).colorize(pil_image)`."""
+    """Load once, colorize many: `Colorizer.from_checkpoint(path).colorize(pil_image)`.
 
-    def __init__(self, generator, image_size: int, device: torch.device | None = None):
-        """`generator`: the torch U-Net, or an `OnnxGenerator` (which runs on the CPU)."""
-        if isinstance(generator, torch.nn.Module):
-            self.runtime = rt.local(device)
-            generator = generator.to(self.runtime.device).eval().requires_grad_(False)
+    Everything but the network is numpy and PIL, so with the ONNX backend and an .onnx model
+    nothing imports torch: a server image can leave it out.
+    """
+
+    def __init__(self, generator, image_size: int, device=None):
+        """`generator`: the torch U-Net (run on `device`, default the best one here), or an
+        `OnnxGenerator` (which runs on the CPU)."""
+        if hasattr(generator, "session"):  # ONNX Runtime's: numpy in, numpy out already
+            self.network = generator
         else:
-            self.runtime = rt.local(torch.device("cpu"))
+            from colorful_world.predict import TorchNetwork
+            self.network = TorchNetwork(generator, device)
         self.generator = generator
         self.image_size = image_size
+        self.depth = generator.depth
 
     @classmethod
-    def from_checkpoint(cls, path: str | Path | None = None, device: torch.device | None = None,
+    def from_checkpoint(cls, path: str | Path | None = None, device=None,
                         backend: str = "torch") -> "Colorizer":
         """From an exported generator (.safetensors), a training checkpoint (.pt, its EMA
         weights), an .onnx export, or with no path, the face model that ships with the package.
@@ -54,6 +57,7 @@ class Colorizer:
             from colorful_world.onnx_backend import load_onnx_generator
             generator, config = load_onnx_generator(path)
         elif backend == "torch":
+            from colorful_world.model_file import load_generator
             generator, config, _ = load_generator(path)
         else:
             raise ValueError(f"unknown backend {backend!r}; choose torch or onnx")
@@ -62,12 +66,11 @@ class Colorizer:
     def working_size(self, size: int | None = None) -> int:
         """`size`, checked, or the training size: the side the network works at."""
         size = size or self.image_size
-        step = 2 ** self.generator.depth
+        step = 2 ** self.depth
         if size % step:
             raise ValueError(f"working size {size} must be a multiple of {step}")
         return size
 
-    @torch.no_grad()
     def colorize(self, image: Image.Image | str | Path, size: int | None = None) -> Image.Image:
         """A photo (any mode, any size) -> its colour version, same size; alpha is kept.
 
@@ -81,26 +84,24 @@ class Colorizer:
     # prepare and finish are per-photo work on the photo's own pixels, and may run in threads;
     # predict runs the network.
 
-    @torch.no_grad()
     def prepare(self, image: Image.Image | str | Path, size: int) -> Prepared:
         """Decode, take L at full size, and resize it to the network's working size."""
         rgb, alpha = load_rgb(image)
-        light = lightness_u8(rgb).to(self.runtime.device)
-        return Prepared(light, alpha, to_working_size(normalize_l(light), size))
+        light = lightness_u8(rgb)
+        small = to_working_size(normalize_l(light), size)
+        return Prepared(light, alpha, small[None, None])
 
-    @torch.no_grad()
-    def predict(self, prepared: Prepared) -> torch.Tensor:
-        """The network's ab for one prepared photo, at the working size."""
-        return network_ab(self.generator, prepared.small, self.runtime)
+    def predict(self, prepared: Prepared) -> np.ndarray:
+        """The network's ab for one prepared photo, at the working size: (2, size, size)."""
+        return self.network(prepared.small)[0]
 
-    @torch.no_grad()
-    def finish(self, prepared: Prepared, ab_small: torch.Tensor) -> Image.Image:
+    def finish(self, prepared: Prepared, ab_small: np.ndarray) -> Image.Image:
         """The network's colour at the photo's own size, on its own L: the colour photo."""
-        ab = to_photo_size(ab_small, prepared.light.shape[-2:]) * AB_SCALE
-        if not torch.isfinite(ab).all():  # a diverged model: no colour to give, for any photo
+        if not np.isfinite(ab_small).all():  # a diverged model: no colour to give, for any photo
             raise CheckpointError("the model gives inf or NaN colours (its weights are not finite: "
                                   "a diverged training run?); use another checkpoint")
-        pixels = lab_to_srgb_u8(prepared.light, ab).cpu().numpy()
+        ab = to_photo_size(ab_small * np.float32(AB_SCALE), *prepared.light.shape)
+        pixels = lab_to_srgb_u8(prepared.light, ab)
         if prepared.alpha is not None:
             return Image.fromarray(np.dstack([pixels, prepared.alpha]), "RGBA")
         return Image.fromarray(pixels, "RGB")

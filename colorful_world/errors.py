@@ -9,3 +9,8 @@ class UserError(Exception):
 
 class ConfigError(UserError, ValueError):
     """A setting out of its range, or settings that cannot work together."""
+
+
+class CheckpointError(UserError, ValueError):
+    """A model or checkpoint that is missing, damaged, does not fit its config, or would run
+    code when loaded (kept here, beside the others, so that torch-free code can raise it)."""

@@ -9,15 +9,19 @@ import json
 import warnings
 from pathlib import Path
 
-import torch
+import numpy as np
 
-from colorful_world.checkpoint import CheckpointError
-from colorful_world.model_file import load_generator, model_path
+from colorful_world.errors import CheckpointError
 from colorful_world.paths import user_cache_dir
+
+# The bundled model (model_file.BUNDLED_MODEL) exported as ONNX, so that a server on ONNX Runtime
+# needs neither torch nor a conversion; tests/test_bundled_model.py holds the two to 1/255.
+BUNDLED_ONNX = Path(__file__).parent / "weights" / "faces.onnx"
 
 
 class OnnxGenerator:
-    """Stands in for the torch U-Net inside `Colorizer`: L (N,1,H,W) -> ab (N,2,H,W)."""
+    """Stands in for the torch U-Net inside `Colorizer`: L (N,1,H,W) -> ab (N,2,H,W), numpy
+    arrays both; with an .onnx file, nothing here imports torch."""
 
     def __init__(self, path: Path, depth: int):
         import onnxruntime
@@ -29,14 +33,17 @@ class OnnxGenerator:
         self.session = onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
         self.depth = depth
 
-    def __call__(self, l_norm: torch.Tensor) -> torch.Tensor:
-        (ab,) = self.session.run(None, {"l": l_norm.float().cpu().numpy()})
-        return torch.from_numpy(ab)
+    def __call__(self, l_norm: np.ndarray) -> np.ndarray:
+        (ab,) = self.session.run(None, {"l": l_norm.astype(np.float32, copy=False)})
+        return ab
 
 
 def export_onnx(checkpoint: str | Path | None, path: Path, provenance: dict | None = None) -> None:
     """A model or checkpoint -> .onnx with its config and provenance in the file's metadata."""
     import onnx
+    import torch
+
+    from colorful_world.model_file import load_generator
 
     generator, config, saved = load_generator(checkpoint)
     sample = torch.zeros(1, 1, config["image_size"], config["image_size"])
@@ -57,21 +64,26 @@ def export_onnx(checkpoint: str | Path | None, path: Path, provenance: dict | No
 
 
 def load_onnx_generator(path: str | Path | None) -> tuple[OnnxGenerator, dict]:
-    """(generator, config) from an .onnx file; a .safetensors/.pt model (or None: the bundled
-    one) is exported once into the user's cache and reused from there."""
-    import onnx
-
-    source = model_path(path)
-    if source.suffix != ".onnx":
+    """(generator, config) from an .onnx file, or with None the bundled face model's (it ships
+    as ONNX too); a .safetensors/.pt model is exported once into the user's cache and reused."""
+    if path is None and BUNDLED_ONNX.is_file():
+        path = BUNDLED_ONNX
+    if path is not None and Path(path).suffix == ".onnx":
+        source = Path(path)
+        if not source.is_file():
+            raise CheckpointError(f"{source}: no such model file")
+    else:
+        from colorful_world.model_file import model_path
+        source = model_path(path)
         digest = hashlib.sha256(source.read_bytes()).hexdigest()[:16]
         cached = user_cache_dir() / "onnx" / f"{source.stem}-{digest}.onnx"
         if not cached.exists():
             export_onnx(source, cached)
         source = cached
     try:
-        metadata = {p.key: p.value for p in onnx.load(str(source), load_external_data=False).metadata_props}
-        config = json.loads(metadata["config"])
-    except Exception as err:  # onnx raises protobuf's and its own error types for a foreign file
+        generator = OnnxGenerator(source, depth=0)
+        config = json.loads(generator.session.get_modelmeta().custom_metadata_map["config"])
+    except Exception as err:  # ONNX Runtime raises its own error types for a foreign file
         raise CheckpointError(f"{source}: not a colorful-world ONNX model ({err})") from None
-    return OnnxGenerator(source, config["depth"]), config
-
+    generator.depth = config["depth"]
+    return generator, config

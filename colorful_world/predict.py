@@ -1,5 +1,6 @@
 """The network's colour for a photo of any size: what training's validation, evaluate and colorize share."""
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
@@ -43,3 +44,17 @@ def to_working_size(l_norm: torch.Tensor, size: int) -> torch.Tensor:
     if shrunk != (size, size):
         l_norm = F.interpolate(l_norm, size=(size, size), mode="bilinear", antialias=True, align_corners=False)
     return l_norm
+
+
+class TorchNetwork:
+    """A torch generator as `Colorizer` runs it: numpy L in, numpy ab out, on `device` (default:
+    the best one here) at the precision chosen for it."""
+
+    def __init__(self, generator: torch.nn.Module, device: torch.device | None = None):
+        self.runtime = rt.local(device)
+        self.generator = generator.to(self.runtime.device).eval().requires_grad_(False)
+
+    @torch.no_grad()
+    def __call__(self, small: np.ndarray) -> np.ndarray:
+        ab = network_ab(self.generator, torch.from_numpy(small).to(self.runtime.device), self.runtime)
+        return ab.cpu().numpy()

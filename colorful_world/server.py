@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import io
+import os
 import signal
 import sys
 import threading
@@ -58,7 +59,7 @@ def _loader(backend: str) -> Callable[[str | None], Colorizer]:
 
 
 # How each `--backend` loads a model into a `Colorizer` (what the app uses of it: `working_size`,
-# `prepare`, `predict`, `finish`, `image_size`, `generator.depth`). ONNX Runtime (the onnx
+# `prepare`, `predict`, `finish`, `image_size`, `depth`). ONNX Runtime (the onnx
 # extra) is the faster one on a CPU.
 BACKENDS: dict[str, Callable[[str | None], Colorizer]] = {name: _loader(name) for name in ("torch", "onnx")}
 
@@ -179,7 +180,7 @@ def _working_size(text: str | None, colorizer: Colorizer) -> int | None:
     """`?size=` as the side the network works at, or None for its training size."""
     if not text:
         return None
-    step = 2 ** colorizer.generator.depth
+    step = 2 ** colorizer.depth
     top = MAX_SIZE_FACTOR * colorizer.image_size
     try:
         size = int(text)
@@ -260,7 +261,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     """Add the serve options to `parser` (see `main_from_args`)."""
     parser.add_argument("--host", default="127.0.0.1",
                         help="address to listen on; 0.0.0.0 for every interface (default: 127.0.0.1)")
-    parser.add_argument("--port", type=int, default=8000, help="port (default: 8000; 0: any free one)")
+    parser.add_argument("--port", type=int, default=int(os.environ.get("PORT") or 8000),
+                        help="port (default: $PORT where set, as platforms such as Cloud Run set it, "
+                             "else 8000; 0: any free one)")
     parser.add_argument("--checkpoint", "-c", default=None, help="generator.safetensors or a "
                         "training checkpoint (default: the bundled face model)")
     parser.add_argument("--backend", choices=sorted(BACKENDS), default="torch",

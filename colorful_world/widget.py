@@ -101,7 +101,7 @@ def _size_slider(colorizer: Colorizer | None) -> widgets.IntSlider:
     label = {"description": "working size", "style": {"description_width": "initial"}}
     if colorizer is None:
         return widgets.IntSlider(**label)
-    step = 2 ** colorizer.generator.depth
+    step = 2 ** colorizer.depth
     return widgets.IntSlider(value=colorizer.image_size, min=step, max=max(4 * colorizer.image_size, step),
                              step=step, continuous_update=False, **label)
 

@@ -67,3 +67,15 @@ def test_colorize_works_out_of_the_box(tmp_path):
     assert Image.open(tmp_path / "out" / "old.png").size == (300, 200)
     info = subprocess.run([sys.executable, "-m", "colorful_world", "info"], capture_output=True, text=True)
     assert info.returncode == 0 and '"validation"' in info.stdout
+
+
+def test_the_bundled_model_ships_as_onnx_too_with_the_same_colours():
+    from colorful_world.onnx_backend import BUNDLED_ONNX
+    assert BUNDLED_ONNX.stat().st_size <= 25_000_000  # 10.5 MB: float32
+    onnx = Colorizer.from_checkpoint(backend="onnx")  # no path: the shipped .onnx, nothing converted
+    _, config, _ = load_model(None)
+    assert onnx.image_size == config["image_size"] and onnx.depth == config["depth"]
+    photo = Image.fromarray(skdata.astronaut()).convert("L")
+    ours = np.asarray(onnx.colorize(photo), dtype=int)
+    expected = np.asarray(Colorizer.from_checkpoint().colorize(photo), dtype=int)
+    assert np.abs(ours - expected).max() <= 1  # a stale .onnx beside a retrained model fails here

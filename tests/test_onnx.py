@@ -48,3 +48,32 @@ def test_server_runs_on_the_onnx_backend(tiny_model, tmp_path, monkeypatch):
         answer = requests.post(f"{base}/colorize", files={"image": encode(_photo(), "PNG")}, timeout=60)
     assert answer.status_code == 200 and answer.headers["Content-Type"] == "image/png"
     assert Image.open(io.BytesIO(answer.content)).size == (200, 150)
+
+
+NO_TORCH = """
+import importlib.abc, io, sys
+class NoTorch(importlib.abc.MetaPathFinder):  # as in an image where torch is not installed
+    def find_spec(self, name, path=None, target=None):
+        if name.split(".")[0] in ("torch", "torchvision", "kornia"):
+            raise ModuleNotFoundError(f"No module named {name!r}")
+sys.meta_path.insert(0, NoTorch())
+from PIL import Image
+from colorful_world.server import create_app
+app = create_app(checkpoint=sys.argv[1], backend="onnx").test_client()
+answer = app.post("/colorize", data=open(sys.argv[2], "rb").read())
+assert answer.status_code == 200, answer.data
+sys.stdout.buffer.write(answer.data)
+"""
+
+
+def test_the_onnx_server_runs_without_torch_and_matches_torch_within_one_level(tiny_model, tmp_path):
+    model, photo = tmp_path / "model.onnx", tmp_path / "photo.png"
+    subprocess.run([sys.executable, "-m", "colorful_world", "export", str(tiny_model), "--onnx", "-o", str(model)],
+                   check=True, capture_output=True)
+    _photo().save(photo)
+    served = subprocess.run([sys.executable, "-c", NO_TORCH, str(model), str(photo)], capture_output=True)
+    assert served.returncode == 0, served.stderr.decode()[-2000:]
+    import io
+    ours = np.asarray(Image.open(io.BytesIO(served.stdout)), dtype=int)
+    expected = np.asarray(Colorizer.from_checkpoint(tiny_model).colorize(_photo()), dtype=int)
+    assert ours.shape == expected.shape and np.abs(ours - expected).max() <= 1

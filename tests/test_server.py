@@ -337,7 +337,7 @@ def test_a_bug_is_answered_as_json_500(caplog):
     def broken(image, size=None):
         raise RuntimeError("a bug")
 
-    stub = SimpleNamespace(image_size=32, generator=SimpleNamespace(depth=3), working_size=lambda size: 32,
+    stub = SimpleNamespace(image_size=32, depth=3, working_size=lambda size: 32,
                            prepare=broken)
     with serving(create_app(stub)) as base:
         assert_json_error(requests.post(f"{base}/colorize", data=encode(photo(), "PNG"), timeout=30), 500)

@@ -18,7 +18,7 @@ NOTEBOOK = PACKAGE.parent / "notebooks" / "train.ipynb"
 # Every module in one layer; a layer imports only from itself and the layers it lists.
 LAYERS = {
     "helpers": ({"errors", "paths", "images", "png", "archive", "download"}, set()),
-    "core": ({"color", "color_lut", "config", "encoders", "mobilenet", "models", "data", "metrics", "runtime", "predict",
+    "core": ({"color", "color_lut", "units", "resize", "config", "encoders", "mobilenet", "models", "data", "metrics", "runtime", "predict",
               "report", "checkpoint", "model_file"}, {"helpers"}),
     "training": ({"train", "run_folder"}, {"core", "helpers"}),
     "inference": ({"colorize", "folder", "onnx_backend", "evaluate"}, {"core", "helpers"}),

@@ -1,0 +1,50 @@
+"""A photo's L to the network's working size, and the network's colour back to the photo's size,
+in numpy and PIL (no torch: the ONNX Runtime server uses them as they are).
+"""
+
+import numpy as np
+from PIL import Image
+
+
+def to_working_size(l_norm: np.ndarray, size: int) -> np.ndarray:
+    """(H, W) float32 -> (size, size): antialiased bilinear (PIL's, which torch's antialiased
+    resize was made to match), each side shrunk first and then grown.
+
+    One resize of a photo with a side below `size` would make an intermediate of the other side
+    by `size`: 5 GB for a 1 x 10,000,000 photo. Shrinking first keeps every intermediate no
+    larger than the photo; for a photo with both sides at least `size` (nearly every photo) it
+    is a single resize.
+    """
+    height, width = l_norm.shape
+    image = Image.fromarray(np.ascontiguousarray(l_norm, dtype=np.float32), "F")
+    shrunk = (min(width, size), min(height, size))
+    if shrunk != (width, height):
+        image = image.resize(shrunk, Image.BILINEAR)
+    if shrunk != (size, size):
+        image = image.resize((size, size), Image.BILINEAR)
+    return np.array(image, dtype=np.float32)  # a copy: writable, as torch.from_numpy wants
+
+
+def _axis(size_in: int, size_out: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Source indices and weights of a bilinear resize along one axis, half-pixel centres
+    (torch's align_corners=False), edges clamped."""
+    position = np.maximum((np.arange(size_out) + 0.5) * (size_in / size_out) - 0.5, 0)
+    low = np.minimum(position.astype(np.int64), size_in - 1)
+    high = np.minimum(low + 1, size_in - 1)
+    return low, high, (position - low).astype(np.float32)
+
+
+def to_photo_size(ab: np.ndarray, height: int, width: int) -> np.ndarray:
+    """(C, h, w) -> (C, height, width), bilinear as torch's (align_corners=False): the network's
+    colour at the photo's size (chroma carries little detail, so this costs no sharpness)."""
+    if ab.shape[1:] == (height, width):
+        return ab
+    low, high, weight = _axis(ab.shape[2], width)
+    columns = ab[:, :, low] * (1 - weight) + ab[:, :, high] * weight  # (C, h, width): still small
+    low, high, weight = _axis(ab.shape[1], height)
+    out = columns[:, low]  # whole rows gathered: the full-size passes stay contiguous, in place
+    out *= (1 - weight)[:, None]
+    upper = columns[:, high]
+    upper *= weight[:, None]
+    out += upper
+    return out
