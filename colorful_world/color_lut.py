@@ -9,6 +9,7 @@ one 8-bit level.
 """
 
 import functools
+from collections.abc import Callable
 
 import numpy as np
 
@@ -60,20 +61,22 @@ def lightness_u8(rgb: np.ndarray) -> np.ndarray:
     return 116 * _lab_f(y).astype(np.float32) - 16
 
 
-def lab_to_srgb_u8(light: np.ndarray, ab: np.ndarray) -> np.ndarray:
+def lab_to_srgb_u8(light: np.ndarray, ab: np.ndarray | Callable[[int, int], np.ndarray]) -> np.ndarray:
     """(H, W) L and (2, H, W) ab -> (H, W, 3) uint8 sRGB, a photo's pixels as PIL takes them;
-    out-of-gamut colours clipped as `color.lab_to_rgb` clips them.
+    out-of-gamut colours clipped as `color.lab_to_rgb` clips them. `ab` may also be a function
+    (top, bottom) -> those rows of it, so that it need never exist whole.
 
     Bands of rows at a time: the float temporaries of a band stay in the cache (twice as fast
     as the whole photo at once), and memory grows by 3 bytes a pixel, not 60.
     """
     height, width = light.shape
+    ab_rows = ab if callable(ab) else lambda top, bottom: ab[:, top:bottom]
     out = np.empty((height, width, 3), dtype=np.uint8)
     rows = max(1, _BAND_PIXELS // width)
     tables = _tables()
     for top in range(0, height, rows):
         fy = (light[top:top + rows] + np.float32(16)) / np.float32(116)
-        a, b = ab[:, top:top + rows]
+        a, b = ab_rows(top, min(top + rows, height))
         f = np.stack([fy + a / np.float32(500), fy, np.maximum(fy - b / np.float32(200), 0)], axis=-1)
         xyz = np.where(f > np.float32(0.2068966), f * f * f, (f - np.float32(4 / 29)) / np.float32(7.787))
         linear = xyz @ tables["lab_xyz_to_linear"]

@@ -4,6 +4,7 @@ Only chroma (ab) comes from the network; it is upsampled bilinearly and recombin
 full-resolution L, so every pixel of detail of the input survives at any resolution.
 """
 
+import contextlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -13,7 +14,7 @@ from PIL import Image
 from colorful_world.color_lut import lab_to_srgb_u8, lightness_u8
 from colorful_world.errors import CheckpointError
 from colorful_world.images import load_rgb
-from colorful_world.resize import to_photo_size, to_working_size
+from colorful_world.resize import photo_size_rows, to_working_size
 from colorful_world.units import AB_SCALE, normalize_l
 
 
@@ -63,6 +64,12 @@ class Colorizer:
             raise ValueError(f"unknown backend {backend!r}; choose torch or onnx")
         return cls(generator, config["image_size"], device)
 
+    def network_threads(self, count: int):
+        """A context in which the network uses `count` threads of its own (where it can say:
+        torch can; ONNX Runtime's session keeps its own, which do not spin)."""
+        threads = getattr(self.network, "threads", None)
+        return threads(count) if threads else contextlib.nullcontext()
+
     def working_size(self, size: int | None = None) -> int:
         """`size`, checked, or the training size: the side the network works at."""
         size = size or self.image_size
@@ -100,7 +107,7 @@ class Colorizer:
         if not np.isfinite(ab_small).all():  # a diverged model: no colour to give, for any photo
             raise CheckpointError("the model gives inf or NaN colours (its weights are not finite: "
                                   "a diverged training run?); use another checkpoint")
-        ab = to_photo_size(ab_small * np.float32(AB_SCALE), *prepared.light.shape)
+        ab = photo_size_rows(ab_small * np.float32(AB_SCALE), *prepared.light.shape)
         pixels = lab_to_srgb_u8(prepared.light, ab)
         if prepared.alpha is not None:
             return Image.fromarray(np.dstack([pixels, prepared.alpha]), "RGBA")

@@ -132,32 +132,35 @@ def colorize_many(colorizer: Colorizer, jobs: list[tuple[Path, Path]], workers: 
     finishing: deque[tuple[int, Future | str]] = deque()  # (job index, finish or its error), in order
     pixels = {}  # of each photo in flight
     next_job = 0
-    try:
-        while next_job < len(jobs) or decoding or finishing:
-            # Keep the workers fed, within the pixel budget (one photo always goes).
-            while next_job < len(jobs) and len(decoding) <= workers:
-                size_of_next = _header_pixels(jobs[next_job][0])
-                if pixels and sum(pixels.values()) + size_of_next > MAX_PIXELS_IN_FLIGHT:
-                    break
-                pixels[next_job] = size_of_next
-                decoding.append((next_job, pool.submit(prepare, jobs[next_job][0])))
-                next_job += 1
-            if decoding and len(finishing) <= 2 * workers:
-                index, prepared = decoding.popleft()
-                try:
-                    prepared = prepared.result()
-                    finishing.append((index, pool.submit(finish, prepared, colorizer.predict(prepared),
-                                                         jobs[index][1])))
-                except _PHOTO_ERRORS as err:
-                    finishing.append((index, str(err)))
-                if not _done(finishing[0][1]):
-                    continue  # the network goes on while the oldest photo is still being written
-            index, outcome = finishing.popleft()
-            error = outcome if isinstance(outcome, str) else _error_of(outcome)
-            del pixels[index]
-            yield (*jobs[index], error)
-    finally:
-        pool.shutdown(wait=True, cancel_futures=True)
+    # The workers are the parallelism: torch's own threads beside them would spin-wait between
+    # forward passes and take the cores from them (measured: 8.4 photos/s with them, 14 without).
+    with colorizer.network_threads(1):
+        try:
+            while next_job < len(jobs) or decoding or finishing:
+                # Keep the workers fed, within the pixel budget (one photo always goes).
+                while next_job < len(jobs) and len(decoding) <= workers:
+                    size_of_next = _header_pixels(jobs[next_job][0])
+                    if pixels and sum(pixels.values()) + size_of_next > MAX_PIXELS_IN_FLIGHT:
+                        break
+                    pixels[next_job] = size_of_next
+                    decoding.append((next_job, pool.submit(prepare, jobs[next_job][0])))
+                    next_job += 1
+                if decoding and len(finishing) <= 2 * workers:
+                    index, prepared = decoding.popleft()
+                    try:
+                        prepared = prepared.result()
+                        finishing.append((index, pool.submit(finish, prepared, colorizer.predict(prepared),
+                                                             jobs[index][1])))
+                    except _PHOTO_ERRORS as err:
+                        finishing.append((index, str(err)))
+                    if not _done(finishing[0][1]):
+                        continue  # the network goes on while the oldest photo is still being written
+                index, outcome = finishing.popleft()
+                error = outcome if isinstance(outcome, str) else _error_of(outcome)
+                del pixels[index]
+                yield (*jobs[index], error)
+        finally:
+            pool.shutdown(wait=True, cancel_futures=True)
 
 
 def _done(outcome: Future | str) -> bool:

@@ -1,5 +1,7 @@
 """The network's colour for a photo of any size: what training's validation, evaluate and colorize share."""
 
+import contextlib
+
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -53,6 +55,16 @@ class TorchNetwork:
     def __init__(self, generator: torch.nn.Module, device: torch.device | None = None):
         self.runtime = rt.local(device)
         self.generator = generator.to(self.runtime.device).eval().requires_grad_(False)
+
+    @contextlib.contextmanager
+    def threads(self, count: int):
+        """torch's own threads for the forward pass, `count` of them while inside."""
+        before = torch.get_num_threads()
+        torch.set_num_threads(count)
+        try:
+            yield
+        finally:
+            torch.set_num_threads(before)
 
     @torch.no_grad()
     def __call__(self, small: np.ndarray) -> np.ndarray:

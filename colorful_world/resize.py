@@ -2,6 +2,8 @@
 in numpy and PIL (no torch: the ONNX Runtime server uses them as they are).
 """
 
+from collections.abc import Callable
+
 import numpy as np
 from PIL import Image
 
@@ -34,17 +36,17 @@ def _axis(size_in: int, size_out: int) -> tuple[np.ndarray, np.ndarray, np.ndarr
     return low, high, (position - low).astype(np.float32)
 
 
-def to_photo_size(ab: np.ndarray, height: int, width: int) -> np.ndarray:
-    """(C, h, w) -> (C, height, width), bilinear as torch's (align_corners=False): the network's
-    colour at the photo's size (chroma carries little detail, so this costs no sharpness)."""
-    if ab.shape[1:] == (height, width):
-        return ab
+def photo_size_rows(ab: np.ndarray, height: int, width: int) -> Callable[[int, int], np.ndarray]:
+    """The network's (C, h, w) colour resized to (C, height, width), bilinear as torch's
+    (align_corners=False; chroma carries little detail, so this costs no sharpness), as a
+    function (top, bottom) -> those rows, computed only when asked: a caller working in bands
+    of rows never holds the whole resized colour."""
     low, high, weight = _axis(ab.shape[2], width)
     columns = ab[:, :, low] * (1 - weight) + ab[:, :, high] * weight  # (C, h, width): still small
     low, high, weight = _axis(ab.shape[1], height)
-    out = columns[:, low]  # whole rows gathered: the full-size passes stay contiguous, in place
-    out *= (1 - weight)[:, None]
-    upper = columns[:, high]
-    upper *= weight[:, None]
-    out += upper
-    return out
+
+    def rows(top: int, bottom: int) -> np.ndarray:
+        share = weight[top:bottom, None]
+        return columns[:, low[top:bottom]] * (1 - share) + columns[:, high[top:bottom]] * share
+
+    return rows
