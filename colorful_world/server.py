@@ -98,8 +98,8 @@ def create_app(colorizer: Colorizer | None = None, checkpoint: str | None = None
         colorizer = BACKENDS[backend](checkpoint)
     # The network runs one photo at a time: torch already spreads a forward pass over every
     # core. Decoding and encoding happen outside that lock, so requests overlap their I/O, and
-    # at most `in_flight` photos are worked on at once: each costs about 22 bytes a pixel
-    # (benchmarks/photo_memory.py: 0.9 GB at 40 MP), so memory stays bounded by that many.
+    # at most `in_flight` photos are worked on at once: each costs about 20 bytes a pixel
+    # (benchmarks/photo_memory.py: 0.8 GB at 40 MP), so memory stays bounded by that many.
     model_lock = threading.Lock()
     photos_at_once = threading.BoundedSemaphore(in_flight)
 
@@ -274,7 +274,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
                         help=f"largest photo accepted, in pixels (default: {MAX_PIXELS:,})")
     parser.add_argument("--in-flight", type=int, default=IN_FLIGHT,
                         help="photos decoded, colorized and encoded at once; each may take up to "
-                             f"--max-pixels x 22 bytes of memory (default: {IN_FLIGHT})")
+                             f"--max-pixels x 20 bytes of memory (default: {IN_FLIGHT})")
     return parser
 
 
