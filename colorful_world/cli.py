@@ -25,6 +25,8 @@ TRAIN_HELP = {
     "base_channels": "width of the narrowest level; 0 = the architecture's default (unet 32, encoder_unet 16)",
     "chroma_weight": "weight, beside L1, of the term that holds each pixel's saturation up to the truth's "
                      "(0 = L1 alone, the sepia look)",
+    "encoder_lr": "encoder_unet: the pretrained encoder's learning rate as a share of --lr (below 1 keeps more of "
+                  "what ImageNet taught it; 0 freezes its weights)",
     "min_crop": "scale augmentation: random square crops of this share of the side up to the whole photo",
     "save_every": "steps between checkpoints (one is also written at each epoch end)",
     "precision": "auto (bf16 on GPUs of compute capability 8.0+, fp16 with a grad scaler on older ones such as "

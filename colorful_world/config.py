@@ -83,6 +83,7 @@ class TrainConfig:
     image_size: int = 128
     batch_size: int = 16
     lr: float = 2e-4
+    encoder_lr: float = 1.0  # encoder_unet: the pretrained encoder's learning rate, as a share of lr
     lr_decay_epochs: int = 0  # the last N epochs bring the learning rate linearly down to 0 (pix2pix's)
     beta1: float = 0.5
     lambda_l1: float = 100.0
@@ -137,3 +138,5 @@ class TrainConfig:
             raise ConfigError(f"precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}")
         if not 0 < self.min_crop <= 1:
             raise ConfigError(f"min_crop must be in (0, 1], got {self.min_crop}")
+        if not 0 <= self.encoder_lr <= 1:
+            raise ConfigError(f"encoder_lr must be in [0, 1], got {self.encoder_lr}")

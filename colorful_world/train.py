@@ -24,7 +24,7 @@ from colorful_world.color import chroma_deficit, rgb_to_model
 from colorful_world.config import MODEL_FORMAT, TrainConfig
 from colorful_world.data import DataError, augment, epoch_order, load_splits
 from colorful_world.metrics import mean_ab, score
-from colorful_world.models import PatchDiscriminator, build_generator, count_parameters
+from colorful_world.models import EncoderUNet, PatchDiscriminator, build_generator, count_parameters
 from colorful_world.model_file import EXPORT_NAME, export_generator
 from colorful_world.errors import UserError
 from colorful_world.paths import decoded_cache_dir, on_colab
@@ -126,7 +126,12 @@ def build_training(config: TrainConfig, runtime: rt.Runtime, pretrained: bool = 
     D = PatchDiscriminator(config.disc_channels, config.disc_layers).to(runtime.device)
     if runtime.device.type == "cuda":
         G, D = G.to(memory_format=torch.channels_last), D.to(memory_format=torch.channels_last)
-    opt_g = torch.optim.Adam(G.parameters(), lr=config.lr, betas=(config.beta1, 0.999))
+    # The pretrained encoder may learn slower than the decoder, so that long training on faces
+    # keeps more of what ImageNet taught it ("lr_scale" is read where the rate is set each step).
+    encoder = {id(p) for p in G.stages.parameters()} if isinstance(G, EncoderUNet) else set()
+    groups = [{"params": [p for p in G.parameters() if id(p) not in encoder], "lr_scale": 1.0},
+              {"params": [p for p in G.parameters() if id(p) in encoder], "lr_scale": config.encoder_lr}]
+    opt_g = torch.optim.Adam([g for g in groups if g["params"]], lr=config.lr, betas=(config.beta1, 0.999))
     opt_d = torch.optim.Adam(D.parameters(), lr=config.lr, betas=(config.beta1, 0.999))
     scaler = torch.amp.GradScaler(runtime.device.type, enabled=runtime.amp_dtype == torch.float16)
     return G, D, opt_g, opt_d, scaler
@@ -261,7 +266,7 @@ def _train(config: TrainConfig, state: dict | None, resumed_from: Path | None, r
             epoch, index = divmod(step, steps_per_epoch)
             gan_phase = epoch >= config.l1_epochs
             for group in (*opt_g.param_groups, *opt_d.param_groups):  # a function of the step: resumes exactly
-                group["lr"] = learning_rate(config, step, steps_per_epoch)
+                group["lr"] = learning_rate(config, step, steps_per_epoch) * group.get("lr_scale", 1.0)
             order = epoch_order(len(splits.train), epoch, config.seed)
             first = (index * runtime.world_size + runtime.rank) * per_rank
             fetched = time.perf_counter()

@@ -34,3 +34,15 @@ def test_learning_rate_is_constant_then_decays_linearly_to_zero():
     rates = [learning_rate(config, step, steps_per_epoch=10) for step in range(40)]
     assert rates[:21] == [1e-3] * 21 and rates[30] == 0.5e-3 and 0 < rates[39] < rates[38] < rates[30]
     assert learning_rate(TrainConfig(epochs=4, lr=1e-3), 39, 10) == 1e-3  # no decay asked
+
+
+def test_the_encoder_can_learn_slower_than_the_decoder():
+    from colorful_world.train import build_training
+    config = TrainConfig(image_size=32, encoder_weights="random", encoder_lr=0.1)
+    G, _, opt_g, _, _ = build_training(config, Runtime(torch.device("cpu"), None))
+    decoder, encoder = opt_g.param_groups
+    assert (decoder["lr_scale"], encoder["lr_scale"]) == (1.0, 0.1)
+    assert {id(p) for p in encoder["params"]} == {id(p) for p in G.stages.parameters()}
+    assert len(decoder["params"]) + len(encoder["params"]) == len(list(G.parameters()))
+    with pytest.raises(ValueError, match="encoder_lr"):
+        TrainConfig(encoder_lr=2.0).validate()
