@@ -344,10 +344,10 @@ def test_a_bug_is_answered_as_json_500(caplog):
     assert "a bug" in caplog.text
 
 
-def test_two_requests_prepare_their_photos_at_once(colorizer):
-    """Each request decodes and prepares outside the model lock: two requests meet at a barrier
-    inside `prepare`, which only two threads there at once can pass (no timing involved)."""
-    meeting = threading.Barrier(2, timeout=20)
+def two_requests_meeting_in_prepare(colorizer, timeout: float, **limits) -> list[requests.Response]:
+    """Two requests at once to an app whose `prepare` waits at a two-party barrier: both pass
+    only if both are inside `prepare` together (no timing involved)."""
+    meeting = threading.Barrier(2, timeout=timeout)
     instrumented = copy.copy(colorizer)
 
     def prepare(image, size):
@@ -356,27 +356,21 @@ def test_two_requests_prepare_their_photos_at_once(colorizer):
 
     instrumented.prepare = prepare
     upload = encode(photo().convert("L"), "PNG")
-    with serving(create_app(instrumented)) as base:
+    with serving(create_app(instrumented, **limits)) as base:
         with concurrent.futures.ThreadPoolExecutor(2) as pool:
-            answers = list(pool.map(lambda _: requests.post(f"{base}/colorize", data=upload, timeout=60), range(2)))
+            return list(pool.map(lambda _: requests.post(f"{base}/colorize", data=upload, timeout=60), range(2)))
+
+
+def test_two_requests_prepare_their_photos_at_once(colorizer):
+    """Each request decodes and prepares outside the model lock, so the two meet."""
+    answers = two_requests_meeting_in_prepare(colorizer, timeout=20)
     assert [answer.status_code for answer in answers] == [200, 200], answers[0].text
     assert as_array(answers[0].content).tobytes() == as_array(answers[1].content).tobytes()
 
 
 def test_in_flight_bounds_the_photos_worked_on_at_once(colorizer):
     """With in_flight=1 the second request waits at the door: the barrier is never passed."""
-    meeting = threading.Barrier(2, timeout=3)
-    instrumented = copy.copy(colorizer)
-
-    def prepare(image, size):
-        meeting.wait()
-        return Colorizer.prepare(colorizer, image, size)
-
-    instrumented.prepare = prepare
-    upload = encode(photo().convert("L"), "PNG")
-    with serving(create_app(instrumented, in_flight=1)) as base:
-        with concurrent.futures.ThreadPoolExecutor(2) as pool:
-            answers = list(pool.map(lambda _: requests.post(f"{base}/colorize", data=upload, timeout=60), range(2)))
+    answers = two_requests_meeting_in_prepare(colorizer, timeout=3, in_flight=1)
     assert sorted(answer.status_code for answer in answers) == [500, 500]  # each timed out alone at the barrier
 
 
