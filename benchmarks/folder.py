@@ -1,6 +1,6 @@
 """Colorizing a folder, side by side in one run: photos per second for N generated grey JPEGs of
 1 MP, one photo after another (`Colorizer.colorize` then the PNG writer), the pipelined path
-(`folder.colorize_many`), and the I/O floor (decoding each JPEG and writing a same-size RGB PNG
+(`folder.colorize_many`; again on ONNX Runtime where it is installed), and the I/O floor (decoding each JPEG and writing a same-size RGB PNG
 with the same writer, nothing else). Each mode runs in a fresh process, so each has its own
 peak resident memory; start-up (imports, model load) is timed apart.
 
@@ -8,6 +8,7 @@ peak resident memory; start-up (imports, model load) is timed apart.
 """
 
 import argparse
+import importlib.util
 import json
 import os
 import subprocess
@@ -58,12 +59,13 @@ def one_mode(mode: str, photos: Path, out: Path, checkpoint: str | None, workers
     files = find_images(photos)
     out.mkdir(parents=True, exist_ok=True)
     jobs = list(zip(files, output_paths(files, out)))
-    colorizer = None if mode == "floor" else Colorizer.from_checkpoint(checkpoint)
+    backend = "onnx" if mode == "pipelined_onnx" else "torch"
+    colorizer = None if mode.startswith("floor") else Colorizer.from_checkpoint(checkpoint, backend=backend)
     ready = time.perf_counter()
     if mode == "one_at_a_time":
         for src, dst in jobs:
             save_png(colorizer.colorize(src), dst)
-    elif mode == "pipelined":
+    elif mode in ("pipelined", "pipelined_onnx"):
         failed = [src for src, _, error in colorize_many(colorizer, jobs, workers) if error]
         assert not failed, failed
     elif mode == "floor":
@@ -101,11 +103,16 @@ def main() -> None:
         make_album(photos, args.photos, args.side)
         figures = {"photos": args.photos, "side": args.side, "cores": os.cpu_count(), "workers": args.workers,
                    "torch_threads": torch.get_num_threads()}
-        for mode in ("one_at_a_time", "pipelined", "floor", "floor_threaded"):
+        modes = ["one_at_a_time", "pipelined", "floor", "floor_threaded"]
+        if importlib.util.find_spec("onnxruntime") and not args.checkpoint:  # the bundled model ships as .onnx too
+            modes.insert(2, "pipelined_onnx")
+        for mode in modes:
             figures[mode] = run_mode(mode, photos, Path(tmp) / mode, args.checkpoint, args.workers)
     floor = figures["floor"]["photos_per_second"]
     figures["pipelined_over_floor"] = round(figures["pipelined"]["photos_per_second"] / floor, 2)
     figures["one_at_a_time_over_floor"] = round(figures["one_at_a_time"]["photos_per_second"] / floor, 2)
+    if "pipelined_onnx" in figures:
+        figures["pipelined_onnx_over_floor"] = round(figures["pipelined_onnx"]["photos_per_second"] / floor, 2)
     figures["pipelined_over_threaded_floor"] = round(
         figures["pipelined"]["photos_per_second"] / figures["floor_threaded"]["photos_per_second"], 2)
     figures["pipelined_peak_memory_over_one_at_a_time"] = round(

@@ -61,25 +61,45 @@ def lightness_u8(rgb: np.ndarray) -> np.ndarray:
     return 116 * _lab_f(y).astype(np.float32) - 16
 
 
-def lab_to_srgb_u8(light: np.ndarray, ab: np.ndarray | Callable[[int, int], np.ndarray]) -> np.ndarray:
+def lab_to_srgb_u8(light: np.ndarray, ab: np.ndarray | Callable[..., np.ndarray]) -> np.ndarray:
     """(H, W) L and (2, H, W) ab -> (H, W, 3) uint8 sRGB, a photo's pixels as PIL takes them;
     out-of-gamut colours clipped as `color.lab_to_rgb` clips them. `ab` may also be a function
-    (top, bottom) -> those rows of it, so that it need never exist whole.
+    (top, bottom, out) -> those rows of it, written into `out`, so that it need never exist whole.
 
-    Bands of rows at a time: the float temporaries of a band stay in the cache (twice as fast
-    as the whole photo at once), and memory grows by 3 bytes a pixel, not 60.
+    Bands of rows at a time, each channel a plane of its own, written in place: the float
+    temporaries of a band stay in the cache (twice as fast as the whole photo at once), and
+    memory grows by 3 bytes a pixel, not 60.
     """
     height, width = light.shape
-    ab_rows = ab if callable(ab) else lambda top, bottom: ab[:, top:bottom]
+    ab_rows = ab if callable(ab) else lambda top, bottom, out: ab[:, top:bottom]
     out = np.empty((height, width, 3), dtype=np.uint8)
     rows = max(1, _BAND_PIXELS // width)
     tables = _tables()
+    to_linear = tables["lab_xyz_to_linear"]
     for top in range(0, height, rows):
-        fy = (light[top:top + rows] + np.float32(16)) / np.float32(116)
-        a, b = ab_rows(top, min(top + rows, height))
-        f = np.stack([fy + a / np.float32(500), fy, np.maximum(fy - b / np.float32(200), 0)], axis=-1)
-        xyz = np.where(f > np.float32(0.2068966), f * f * f, (f - np.float32(4 / 29)) / np.float32(7.787))
-        linear = xyz @ tables["lab_xyz_to_linear"]
-        index = (np.clip(linear, 0, 1) * np.float32(_OUT_LEVELS - 1) + np.float32(0.5)).astype(np.int32)
-        out[top:top + rows] = tables["srgb_u8"][index]
+        bottom = min(top + rows, height)
+        f = np.empty((3, bottom - top, width), np.float32)  # Lab's f(X/Xn), f(Y/Yn), f(Z/Zn)
+        fy = np.multiply(light[top:bottom], np.float32(1 / 116), out=f[1])
+        fy += np.float32(16 / 116)
+        a, b = ab_rows(top, bottom, f[0::2])
+        np.multiply(a, np.float32(1 / 500), out=f[0])
+        np.multiply(b, np.float32(-1 / 200), out=f[2])
+        f[0] += fy
+        f[2] += fy
+        np.maximum(f[2], 0, out=f[2])
+        xyz = f * f
+        xyz *= f
+        dark = f <= np.float32(0.2068966)  # below CIE's (6/29): the linear part of the curve
+        f -= np.float32(4 / 29)
+        f *= np.float32(1 / 7.787)
+        np.copyto(xyz, f, where=dark)
+        linear = f[0]  # free again: each output channel in turn
+        for channel in range(3):
+            np.multiply(xyz[0], to_linear[0, channel], out=linear)
+            linear += xyz[1] * to_linear[1, channel]
+            linear += xyz[2] * to_linear[2, channel]
+            np.clip(linear, 0, 1, out=linear)
+            linear *= np.float32(_OUT_LEVELS - 1)
+            linear += np.float32(0.5)
+            out[top:bottom, :, channel] = np.take(tables["srgb_u8"], linear.astype(np.int32))
     return out

@@ -4,7 +4,8 @@ PIL's encoder tries all five PNG filters on every row, which costs more than the
 itself. Photos compress about as well with the one 'Sub' filter (each byte minus the same
 channel of the pixel to its left), so writing that with zlib level 1 takes about half the time
 for a file within 1% of the size. Large images are compressed in pieces on all cores, as pigz
-does: zlib works outside the GIL, and flushed deflate pieces join into one valid stream.
+does: zlib works outside the GIL, and flushed deflate pieces join into one valid stream. The
+pieces are the same however many threads compress them, so the bytes of a file are too.
 """
 
 import os
@@ -35,17 +36,23 @@ def _deflate(piece: bytes, last: bool) -> bytes:
     return compressor.compress(piece) + compressor.flush(zlib.Z_FINISH if last else zlib.Z_SYNC_FLUSH)
 
 
-def zlib_stream(data: bytes) -> bytes:
-    """zlib.compress(data, 1), with pieces of over a megabyte compressed in parallel."""
+def zlib_stream(data: bytes, threads: int | None = None) -> bytes:
+    """zlib.compress(data, 1), with pieces of over a megabyte compressed in `threads` threads
+    (default: the cores)."""
     pieces = [data[i:i + _PIECE] for i in range(0, len(data), _PIECE)] or [b""]
     lasts = [False] * (len(pieces) - 1) + [True]
-    with ThreadPoolExecutor(max_workers=min(len(pieces), os.cpu_count() or 1)) as pool:
-        body = b"".join(pool.map(_deflate, pieces, lasts))
+    threads = min(len(pieces), threads or os.cpu_count() or 1)
+    if threads == 1:
+        body = b"".join(map(_deflate, pieces, lasts))
+    else:
+        with ThreadPoolExecutor(max_workers=threads) as pool:
+            body = b"".join(pool.map(_deflate, pieces, lasts))
     return b"\x78\x01" + body + struct.pack(">I", zlib.adler32(data))  # zlib's header for level 1
 
 
-def png_bytes(image: Image.Image) -> bytes:
-    """The PNG file of an L, LA, RGB or RGBA image (others are converted to RGB or RGBA)."""
+def png_bytes(image: Image.Image, threads: int | None = None) -> bytes:
+    """The PNG file of an L, LA, RGB or RGBA image (others are converted to RGB or RGBA),
+    compressed in `threads` threads (default: the cores)."""
     if image.mode not in _COLOUR_TYPES:
         image = image.convert("RGBA" if image.has_transparency_data else "RGB")
     pixels = np.asarray(image, dtype=np.uint8)
@@ -58,7 +65,7 @@ def png_bytes(image: Image.Image) -> bytes:
     np.subtract(rows[:, channels:], rows[:, :-channels], out=filtered[:, 1 + channels:])  # wraps mod 256, as PNG's
     header = struct.pack(">IIBBBBB", width, height, 8, _COLOUR_TYPES[image.mode], 0, 0, 0)
     return (_SIGNATURE + _chunk(b"IHDR", header) + _chunk(b"tEXt", _MADE_HERE)
-            + _chunk(b"IDAT", zlib_stream(filtered.tobytes())) + _chunk(b"IEND", b""))
+            + _chunk(b"IDAT", zlib_stream(filtered.tobytes(), threads)) + _chunk(b"IEND", b""))
 
 
 def made_here(path: str | Path) -> bool:
@@ -73,9 +80,9 @@ def made_here(path: str | Path) -> bool:
     return head.startswith(_SIGNATURE) and head[start:] == marker
 
 
-def save_png(image: Image.Image, target: str | Path | BinaryIO) -> None:
-    """Write `image` as PNG to a path or a binary file object."""
-    data = png_bytes(image)
+def save_png(image: Image.Image, target: str | Path | BinaryIO, threads: int | None = None) -> None:
+    """Write `image` as PNG to a path or a binary file object (`threads`: as `png_bytes`)."""
+    data = png_bytes(image, threads)
     if hasattr(target, "write"):
         target.write(data)
     else:

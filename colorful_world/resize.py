@@ -36,17 +36,22 @@ def _axis(size_in: int, size_out: int) -> tuple[np.ndarray, np.ndarray, np.ndarr
     return low, high, (position - low).astype(np.float32)
 
 
-def photo_size_rows(ab: np.ndarray, height: int, width: int) -> Callable[[int, int], np.ndarray]:
+def photo_size_rows(ab: np.ndarray, height: int, width: int) -> Callable[..., np.ndarray]:
     """The network's (C, h, w) colour resized to (C, height, width), bilinear as torch's
     (align_corners=False; chroma carries little detail, so this costs no sharpness), as a
-    function (top, bottom) -> those rows, computed only when asked: a caller working in bands
-    of rows never holds the whole resized colour."""
+    function (top, bottom, out=None) -> those rows, computed only when asked and written into
+    `out` when given: a caller working in bands of rows never holds the whole resized colour."""
     low, high, weight = _axis(ab.shape[2], width)
     columns = ab[:, :, low] * (1 - weight) + ab[:, :, high] * weight  # (C, h, width): still small
     low, high, weight = _axis(ab.shape[1], height)
+    # Each row as its source row plus a share of the step to the next (0 after the last): one
+    # gather fewer than a mix of two rows.
+    step = np.concatenate([columns[:, 1:] - columns[:, :-1], np.zeros_like(columns[:, :1])], axis=1)
 
-    def rows(top: int, bottom: int) -> np.ndarray:
-        share = weight[top:bottom, None]
-        return columns[:, low[top:bottom]] * (1 - share) + columns[:, high[top:bottom]] * share
+    def rows(top: int, bottom: int, out: np.ndarray | None = None) -> np.ndarray:
+        source = low[top:bottom]
+        out = np.multiply(step[:, source], weight[top:bottom, None], out=out)
+        out += columns[:, source]
+        return out
 
     return rows

@@ -98,3 +98,26 @@ def test_colorizer_works_at_another_size_and_refuses_a_bad_one(tiny_model):
     assert colorizer.colorize(photo, size=64).size == (50, 40)
     with pytest.raises(ValueError, match="multiple of 8"):
         colorizer.colorize(photo, size=60)
+
+
+@pytest.mark.parametrize("arch", ["encoder_unet", "unet"])
+def test_folding_batch_norms_keeps_the_function_and_the_callers_model(arch):
+    from colorful_world.config import TrainConfig
+    from colorful_world.models import build_generator
+    from colorful_world.predict import TorchNetwork
+
+    torch.manual_seed(0)
+    net = build_generator(TrainConfig(arch=arch, image_size=64, base_channels=8).model())
+    for module in net.modules():  # statistics of a trained network, not the identity of a new one
+        if isinstance(module, torch.nn.BatchNorm2d):
+            module.running_mean.uniform_(-0.5, 0.5)
+            module.running_var.uniform_(0.5, 2)
+    net.eval()
+    keys = set(net.state_dict())
+    small = np.random.default_rng(0).uniform(-1, 1, (1, 1, 64, 64)).astype(np.float32)
+    with torch.no_grad():
+        expected = net(torch.from_numpy(small)).numpy()
+    network = TorchNetwork(net)
+    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in network.generator.modules())
+    np.testing.assert_allclose(network(small), expected, atol=1e-5)
+    assert set(net.state_dict()) == keys  # the caller's model is not touched
