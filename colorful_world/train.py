@@ -137,6 +137,24 @@ def build_training(config: TrainConfig, runtime: rt.Runtime, pretrained: bool = 
     return G, D, opt_g, opt_d, scaler
 
 
+def _in_groups(saved: dict, optimizer: torch.optim.Optimizer, params: list) -> dict:
+    """A generator's optimizer state saved with all its parameters in one group (as before
+    --encoder-lr) arranged into `optimizer`'s groups, so that such a run still continues."""
+    if len(saved["param_groups"]) != 1 or len(optimizer.param_groups) == 1:
+        return saved
+    old_index = {id(p): i for i, p in enumerate(params)}  # one group: indices in parameters() order
+    state, groups, index = {}, [], 0
+    for group in optimizer.param_groups:
+        indices = []
+        for p in group["params"]:
+            if old_index[id(p)] in saved["state"]:
+                state[index] = saved["state"][old_index[id(p)]]
+            indices.append(index)
+            index += 1
+        groups.append(saved["param_groups"][0] | {"params": indices, "lr_scale": group["lr_scale"]})
+    return {"state": state, "param_groups": groups}
+
+
 def staging_dir() -> Path | None:
     """On Colab, checkpoints are written to local disk first and then copied to Drive, whose
     FUSE mount is slow and may drop a file written during a disconnect."""
@@ -205,8 +223,9 @@ def _train(config: TrainConfig, state: dict | None, resumed_from: Path | None, r
 
     step = 0
     if state is not None:
-        for part, key in ((G, "G"), (D, "D"), (ema, "ema"), (opt_g, "opt_g"), (opt_d, "opt_d"), (scaler, "scaler")):
+        for part, key in ((G, "G"), (D, "D"), (ema, "ema"), (opt_d, "opt_d"), (scaler, "scaler")):
             part.load_state_dict(state[key])
+        opt_g.load_state_dict(_in_groups(state["opt_g"], opt_g, list(G.parameters())))
         _set_rng_state(state["rng"], runtime)
         step = state["step"]
         say(f"resumed from {resumed_from} at step {step}")

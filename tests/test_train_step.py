@@ -46,3 +46,18 @@ def test_the_encoder_can_learn_slower_than_the_decoder():
     assert len(decoder["params"]) + len(encoder["params"]) == len(list(G.parameters()))
     with pytest.raises(ValueError, match="encoder_lr"):
         TrainConfig(encoder_lr=2.0).validate()
+
+
+def test_an_optimizer_saved_in_one_group_continues_in_two():
+    from colorful_world.train import _in_groups, build_training
+    config = TrainConfig(image_size=32, encoder_weights="random", encoder_lr=0.1)
+    G, _, opt_g, _, _ = build_training(config, Runtime(torch.device("cpu"), None))
+    params = list(G.parameters())
+    old = torch.optim.Adam(params, 1e-3)  # how runs saved it before --encoder-lr
+    for p in params:
+        p.grad = torch.randn_like(p)
+    old.step()
+    opt_g.load_state_dict(_in_groups(old.state_dict(), opt_g, params))
+    for p in params:  # each parameter finds its own moments again
+        assert torch.equal(opt_g.state[p]["exp_avg"], old.state[p]["exp_avg"])
+    assert [g["lr_scale"] for g in opt_g.param_groups] == [1.0, 0.1]
