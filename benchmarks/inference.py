@@ -19,6 +19,7 @@ from skimage import data as skdata
 from common import median_seconds
 from colorful_world import Colorizer
 from colorful_world.png import save_png
+from colorful_world.model_file import load_generator
 from colorful_world.models import UNet, count_parameters
 
 
@@ -37,7 +38,7 @@ def main() -> None:
     onnx_colorizer = Colorizer.from_checkpoint(args.checkpoint, backend="onnx")
     reference = UNet(base_channels=64, depth=8).eval()
     figures = {"threads": torch.get_num_threads(), "photo": f"{args.photo_size}x{args.photo_size} JPEG -> PNG",
-               "model_parameters": count_parameters(torch_colorizer.generator),
+               "model_parameters": count_parameters(load_generator(args.checkpoint)[0]),  # before folding
                "reference_parameters": count_parameters(reference)}
     with tempfile.TemporaryDirectory() as tmp:
         photo, out = Path(tmp) / "photo.jpg", Path(tmp) / "photo.png"

@@ -1,12 +1,11 @@
 """The network's colour for a photo of any size: what training's validation, evaluate and colorize share."""
 
 import contextlib
-import copy
 
 import numpy as np
 import torch
 import torch.nn.functional as F
-from torch.nn.utils.fusion import fuse_conv_bn_eval
+from torch.nn.utils.fusion import fuse_conv_bn_weights
 
 from colorful_world import runtime as rt
 
@@ -55,12 +54,12 @@ class TorchNetwork:
     the best one here) at the precision chosen for it."""
 
     def __init__(self, generator: torch.nn.Module, device: torch.device | None = None):
+        """`generator` becomes this network's: its batch norms are folded into the convolutions
+        before them, in place (the same function in fewer passes: one CPU thread, 14.1 -> 12.6
+        ms at 128 px; a copy would cost start-up 0.15 s)."""
         self.runtime = rt.local(device)
-        # A copy with its batch norms folded into the convolutions before them: the same
-        # function in fewer passes (one CPU thread: 14.1 -> 10.2 ms at 128 px); the caller's
-        # generator keeps its layers, for export or more training.
-        generator = fold_batch_norms(copy.deepcopy(generator).eval())
-        self.generator = generator.to(self.runtime.device).requires_grad_(False)
+        generator = fold_batch_norms(generator.eval().requires_grad_(False))
+        self.generator = generator.to(self.runtime.device)
 
     @contextlib.contextmanager
     def threads(self, count: int):
@@ -88,6 +87,8 @@ def fold_batch_norms(module: torch.nn.Module) -> torch.nn.Module:
             conv, norm = child[index], child[index + 1]
             if isinstance(conv, torch.nn.Conv2d | torch.nn.ConvTranspose2d) and \
                     isinstance(norm, torch.nn.BatchNorm2d) and norm.track_running_stats:
-                child[index] = fuse_conv_bn_eval(conv, norm, transpose=isinstance(conv, torch.nn.ConvTranspose2d))
+                conv.weight, conv.bias = fuse_conv_bn_weights(
+                    conv.weight, conv.bias, norm.running_mean, norm.running_var, norm.eps, norm.weight,
+                    norm.bias, transpose=isinstance(conv, torch.nn.ConvTranspose2d))
                 child[index + 1] = torch.nn.Identity()
     return module

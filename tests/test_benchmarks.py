@@ -54,3 +54,10 @@ def test_folder_benchmark_compares_one_at_a_time_pipelined_and_the_io_floor(tiny
     for mode in ("one_at_a_time", "pipelined", "floor", "floor_threaded"):
         assert figures[mode]["photos_per_second"] > 0 and figures[mode]["peak_rss_mb"] > 0
     assert figures["pipelined_over_floor"] > 0 and figures["workers"] >= 1
+
+
+def test_startup_benchmark_times_each_step_in_a_fresh_process(tiny_model):
+    figures = run_benchmark("startup.py", "--runs", "1", "--checkpoint", str(tiny_model))
+    steps = ("start_and_exit", "import_cli", "import_torch", "load_model", "first_photo", "second_photo")
+    assert all(figures[step] >= 0 for step in steps) and figures["import_torch"] > 0
+    assert abs(sum(figures[step] for step in steps) - figures["total"]) < 0.01
