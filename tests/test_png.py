@@ -13,7 +13,9 @@ from colorful_world.png import png_bytes
 @pytest.mark.parametrize("size", [0, 1, 1000, png._PIECE, png._PIECE + 1, 3 * png._PIECE + 17])
 def test_pieces_compressed_apart_make_one_valid_zlib_stream(size):
     data = np.random.default_rng(size).integers(0, 8, size, dtype=np.uint8).tobytes()
-    assert zlib.decompress(png.zlib_stream(data)) == data
+    stream = png.zlib_stream(data, threads=3)
+    assert zlib.decompress(stream) == data
+    assert png.zlib_stream(data, threads=1) == stream  # the same bytes in one thread as in several
 
 
 @pytest.mark.parametrize("mode", ["L", "LA", "RGB", "RGBA", "P", "I;16"])
