@@ -24,9 +24,9 @@ from colorful_world.report import read_metrics
 
 DEFAULT_RUN = "faces"
 METRICS = "metrics.jsonl"
-# What may change when a run continues (a longer schedule, where the photos now are, how often
-# to save); every other setting must match the run's own.
-CONTINUABLE = frozenset({"epochs", "max_minutes", "lr_decay_epochs", "save_every", "keep_checkpoints",
+# What may change when a run continues (the schedule: its length, the warm start, the decay;
+# where the photos now are, how often to save); every other setting must match the run's own.
+CONTINUABLE = frozenset({"epochs", "l1_epochs", "max_minutes", "lr_decay_epochs", "save_every", "keep_checkpoints",
                          "log_every", "data", "cache_dir", "data_on_device", "export_fp16", "encoder_weights"})
 
 
