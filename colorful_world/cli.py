@@ -98,16 +98,32 @@ def _export(args) -> int:
     steps = saved.get("step", saved.get("steps", 0))  # a training checkpoint's, or an export's
     made = datetime.fromtimestamp(Path(args.checkpoint).stat().st_mtime, timezone.utc)  # its own date, not today's
     provenance = run_provenance(Path(args.checkpoint).parent.parent, config, steps, made)
+    changes = {}
+    if args.chroma_gain == "auto":
+        if not args.data:
+            raise UserError("--chroma-gain auto measures the model on its training photos: give --data")
+        from colorful_world.evaluate import calibrate_chroma
+        changes["chroma_gain"] = round(calibrate_chroma(args.checkpoint, args.data, args.cache_dir), 3)
+        print(f"chroma gain {changes['chroma_gain']} (calibrated on the training photos)")
+    elif args.chroma_gain:
+        try:
+            changes["chroma_gain"] = float(args.chroma_gain)
+        except ValueError:
+            changes["chroma_gain"] = 0.0
+        if not 0 < changes["chroma_gain"] < 10:
+            raise UserError(f"--chroma-gain takes a factor from 0 to 10 or 'auto', not {args.chroma_gain!r}")
     if args.data:
         from colorful_world.evaluate import evaluate
-        provenance["validation"] = evaluate(args.checkpoint, args.data, args.cache_dir)
-        provenance["validation_tight_crops"] = evaluate(args.checkpoint, args.data, args.cache_dir, framing="crop")
+        gain = changes.get("chroma_gain")
+        provenance["validation"] = evaluate(args.checkpoint, args.data, args.cache_dir, chroma_gain=gain)
+        provenance["validation_tight_crops"] = evaluate(args.checkpoint, args.data, args.cache_dir, framing="crop",
+                                                        chroma_gain=gain)
     provenance["note"] = args.note
     if args.onnx:
         from colorful_world.onnx_backend import export_onnx
-        export_onnx(args.checkpoint, Path(args.output), provenance)
+        export_onnx(args.checkpoint, Path(args.output), provenance, changes)
     else:
-        export_generator(state, config, Path(args.output), fp16=args.fp16, provenance=provenance)
+        export_generator(state, config | changes, Path(args.output), fp16=args.fp16, provenance=provenance)
     print(f"exported {args.output} ({Path(args.output).stat().st_size / 1e6:.1f} MB)")
     return 0
 
@@ -161,6 +177,10 @@ def build_parser() -> argparse.ArgumentParser:
                                                 "whole and tightly cropped")
     p.add_argument("--cache-dir", default=None)
     p.add_argument("--note", default="", help="free text kept in the provenance, e.g. the training command")
+    p.add_argument("--chroma-gain", default=None,
+                   help="scale the model's colour by this factor whenever it colorizes, or 'auto': the factor "
+                        "that makes its colour as strong as the truth's on average over the training photos "
+                        "(needs --data); L1 training leaves colour it is unsure of too grey")
 
     p = sub.add_parser("evaluate", help="figures on held-out photos vs the grey and mean-colour baselines")
     p.add_argument("--data", required=True, help="the photos the model was trained on (same split is used)")

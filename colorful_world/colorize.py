@@ -34,9 +34,10 @@ class Colorizer:
     nothing imports torch: a server image can leave it out.
     """
 
-    def __init__(self, generator, image_size: int, device=None):
+    def __init__(self, generator, image_size: int, device=None, chroma_gain: float = 1.0):
         """`generator`: the torch U-Net (run on `device`, default the best one here), or an
-        `OnnxGenerator` (which runs on the CPU)."""
+        `OnnxGenerator` (which runs on the CPU). `chroma_gain` scales the network's colour (a
+        model's own is in its config: `colorful-world export --chroma-gain`)."""
         if hasattr(generator, "session"):  # ONNX Runtime's: numpy in, numpy out already
             self.network = generator
         else:
@@ -44,6 +45,7 @@ class Colorizer:
             self.network = TorchNetwork(generator, device)
         self.generator = generator
         self.image_size = image_size
+        self.chroma_gain = chroma_gain
         self.depth = generator.depth
 
     @classmethod
@@ -62,7 +64,7 @@ class Colorizer:
             generator, config, _ = load_generator(path)
         else:
             raise ValueError(f"unknown backend {backend!r}; choose torch or onnx")
-        return cls(generator, config["image_size"], device)
+        return cls(generator, config["image_size"], device, config.get("chroma_gain", 1.0))
 
     def network_threads(self, count: int):
         """A context in which the network uses `count` threads of its own (where it can say:
@@ -107,7 +109,7 @@ class Colorizer:
         if not np.isfinite(ab_small).all():  # a diverged model: no colour to give, for any photo
             raise CheckpointError("the model gives inf or NaN colours (its weights are not finite: "
                                   "a diverged training run?); use another checkpoint")
-        ab = photo_size_rows(ab_small * np.float32(AB_SCALE), *prepared.light.shape)
+        ab = photo_size_rows(ab_small * np.float32(AB_SCALE * self.chroma_gain), *prepared.light.shape)
         pixels = lab_to_srgb_u8(prepared.light, ab)
         if prepared.alpha is not None:
             return Image.fromarray(np.dstack([pixels, prepared.alpha]), "RGBA")

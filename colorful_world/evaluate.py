@@ -6,7 +6,8 @@ import torch
 
 from colorful_world import runtime as rt
 from colorful_world.model_file import load_generator
-from colorful_world.data import load_splits
+from colorful_world.color import rgb_to_model
+from colorful_world.data import TIGHT_CROP, centre_crop, load_splits, resize_u8
 from colorful_world.paths import decoded_cache_dir
 from colorful_world.metrics import mean_ab, score
 from colorful_world.predict import predict_ab
@@ -16,26 +17,57 @@ from colorful_world.report import save_samples
 FRAMINGS = ("whole", "crop")
 
 
-def _predictors(checkpoint, data: str, cache_dir, progress: bool, size: int | None):
-    """(the model and both baselines as L -> ab predictors, the validation splits, the device)."""
+def _model_and_splits(checkpoint, data: str, cache_dir, progress: bool, size: int | None,
+                      with_train: bool | None = None):
+    """(generator on the device, its config, the splits it was trained with, the runtime). The
+    training photos are decoded when asked, or (None) when the config lacks their mean colour."""
     generator, config, _ = load_generator(checkpoint)
+    with_train = "mean_ab" not in config if with_train is None else with_train
     runtime = rt.local()
     generator.to(runtime.device)
-    own = config["image_size"]
-    splits = load_splits(data, size or own, config["val_fraction"], config["seed"],
+    splits = load_splits(data, size or config["image_size"], config["val_fraction"], config["seed"],
                          config["min_colourfulness"], Path(cache_dir) if cache_dir else decoded_cache_dir(),
-                         config.get("max_images") or None, progress, with_train="mean_ab" not in config)
+                         config.get("max_images") or None, progress, with_train=with_train)
+    return generator, config, splits, runtime
+
+
+def _predictors(checkpoint, data: str, cache_dir, progress: bool, size: int | None, chroma_gain: float | None = None):
+    """(the model and both baselines as L -> ab predictors, the validation splits, the device).
+    The model's colour is scaled by `chroma_gain`, default its own (as `Colorizer` does)."""
+    generator, config, splits, runtime = _model_and_splits(checkpoint, data, cache_dir, progress, size)
+    own = config["image_size"]
+    gain = chroma_gain or config.get("chroma_gain", 1.0)
     mean = torch.tensor(config.get("mean_ab") or mean_ab(splits.train), device=runtime.device).view(1, 2, 1, 1)
     predictors = {
-        "model": lambda l_norm: predict_ab(generator, l_norm, own, runtime),
+        "model": lambda l_norm: predict_ab(generator, l_norm, own, runtime) * gain,
         "grey": lambda l_norm: torch.zeros_like(l_norm).repeat(1, 2, 1, 1),
         "mean_colour": lambda l_norm: mean.expand(len(l_norm), 2, *l_norm.shape[-2:]),
     }
     return predictors, splits, runtime.device
 
 
+@torch.no_grad()
+def calibrate_chroma(checkpoint, data: str, cache_dir=None, photos: int = 2000, progress: bool = True) -> float:
+    """The chroma gain that makes the model's colour as strong as the truth's on average:
+    sum |ab true| / sum |ab predicted| over up to `photos` training photos, whole and tightly
+    cropped (never the validation photos it is then scored on). L1 pulls the colour it is unsure
+    of towards grey; this undoes that pull on average, not photo by photo."""
+    generator, config, splits, runtime = _model_and_splits(checkpoint, data, cache_dir, progress, None, True)
+    size = config["image_size"]
+    chosen = splits.train[::max(1, len(splits.train) // photos)][:photos]
+    truth = predicted = 0.0
+    for framing in (chosen, centre_crop(chosen, TIGHT_CROP)):
+        images = resize_u8(framing, size)
+        for start in range(0, len(images), 32):
+            l_norm, ab_true = rgb_to_model(images[start:start + 32].to(runtime.device).float() / 255)
+            truth += ab_true.norm(dim=1).sum().item()
+            predicted += predict_ab(generator, l_norm, size, runtime).float().norm(dim=1).sum().item()
+    return truth / predicted
+
+
 def evaluate(checkpoint: str | Path | None, data: str, cache_dir: str | Path | None = None,
-             progress: bool = True, size: int | None = None, framing: str = "whole") -> dict[str, dict[str, float]]:
+             progress: bool = True, size: int | None = None, framing: str = "whole",
+             chroma_gain: float | None = None) -> dict[str, dict[str, float]]:
     """Score on the validation split the model was trained with (same seed, same people held out),
     at `size` px (default: the model's own; otherwise it colorizes at its own size and its colour
     is resized, as `colorize` does for any photo). `framing`: the whole photos, or their tight
@@ -43,10 +75,11 @@ def evaluate(checkpoint: str | Path | None, data: str, cache_dir: str | Path | N
 
     Baselines: 'grey' predicts no colour at all; 'mean_colour' paints every pixel with the
     training set's mean colour. A useful colorizer beats both on ab L1 and PSNR.
+    `chroma_gain` overrides the model's own (see `calibrate_chroma`).
     """
     if framing not in FRAMINGS:
         raise ValueError(f"framing must be one of {FRAMINGS}, got {framing!r}")
-    predictors, splits, device = _predictors(checkpoint, data, cache_dir, progress, size)
+    predictors, splits, device = _predictors(checkpoint, data, cache_dir, progress, size, chroma_gain)
     photos = splits.val_crop if framing == "crop" else splits.val
     results = {name: score(predict, photos, device) for name, predict in predictors.items()}
     results["model"]["photos"] = len(photos)

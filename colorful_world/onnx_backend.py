@@ -38,14 +38,17 @@ class OnnxGenerator:
         return ab
 
 
-def export_onnx(checkpoint: str | Path | None, path: Path, provenance: dict | None = None) -> None:
-    """A model or checkpoint -> .onnx with its config and provenance in the file's metadata."""
+def export_onnx(checkpoint: str | Path | None, path: Path, provenance: dict | None = None,
+                config_changes: dict | None = None) -> None:
+    """A model or checkpoint -> .onnx with its config (with `config_changes`) and provenance in
+    the file's metadata."""
     import onnx
     import torch
 
     from colorful_world.model_file import load_generator
 
     generator, config, saved = load_generator(checkpoint)
+    config = config | (config_changes or {})
     sample = torch.zeros(1, 1, config["image_size"], config["image_size"])
     axes = {0: "batch", 2: "height", 3: "width"}  # any working size that is a multiple of 2**depth
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -93,6 +93,27 @@ def test_export_then_info_tell_where_a_model_comes_from(tmp_path, tiny_model):
     assert "30.1" not in info.stdout
 
 
+def test_a_chroma_gain_travels_with_the_export_and_scales_its_colour(tmp_path, tiny_model):
+    from skimage import color as skcolor
+
+    from colorful_world import Colorizer
+    strong = tmp_path / "strong.safetensors"
+    command = [sys.executable, "-m", "colorful_world", "export", str(tiny_model), "-o", str(strong), "--chroma-gain"]
+    assert subprocess.run(command + ["1.5"], capture_output=True, text=True).returncode == 0
+    onnx = subprocess.run([sys.executable, "-m", "colorful_world", "export", str(strong), "--onnx",
+                           "-o", str(tmp_path / "strong.onnx")], capture_output=True, text=True)
+    assert onnx.returncode == 0, onnx.stderr
+    grey = Image.fromarray(skdata.astronaut()).convert("L").resize((96, 96))
+    chroma = {}
+    for name, colorizer in (("plain", Colorizer.from_checkpoint(tiny_model)), ("strong", Colorizer.from_checkpoint(strong)),
+                            ("onnx", Colorizer.from_checkpoint(tmp_path / "strong.onnx", backend="onnx"))):
+        chroma[name] = np.abs(skcolor.rgb2lab(np.asarray(colorizer.colorize(grey)) / 255)[..., 1:]).mean()
+    assert 1.4 < chroma["strong"] / chroma["plain"] < 1.6 and abs(chroma["onnx"] / chroma["strong"] - 1) < 0.02
+    for bad, says in (("auto", "give --data"), ("loud", "a factor from 0 to 10")):
+        refused = subprocess.run(command + [bad], capture_output=True, text=True)
+        assert refused.returncode == 2 and says in refused.stderr and "Traceback" not in refused.stderr
+
+
 def test_preset_sets_the_pix2pix_reference_and_given_flags_win(monkeypatch):
     import colorful_world.train
     from colorful_world.cli import main
