@@ -80,14 +80,16 @@ class Colorizer:
             raise ValueError(f"working size {size} must be a multiple of {step}")
         return size
 
-    def colorize(self, image: Image.Image | str | Path, size: int | None = None) -> Image.Image:
+    def colorize(self, image: Image.Image | str | Path, size: int | None = None,
+                 chroma_gain: float | None = None) -> Image.Image:
         """A photo (any mode, any size) -> its colour version, same size; alpha is kept.
 
         `size` is the side the network works at (default: its training size); a multiple of
         2**depth. Larger sizes see finer detail but were not what the model was trained on.
+        `chroma_gain` scales the colour (default: the model's own; 0 gives the grey photo back).
         """
         prepared = self.prepare(image, self.working_size(size))
-        return self.finish(prepared, self.predict(prepared))
+        return self.finish(prepared, self.predict(prepared), chroma_gain)
 
     # The three stages of `colorize`, for callers that overlap them (a folder, the server):
     # prepare and finish are per-photo work on the photo's own pixels, and may run in threads;
@@ -104,12 +106,14 @@ class Colorizer:
         """The network's ab for one prepared photo, at the working size: (2, size, size)."""
         return self.network(prepared.small)[0]
 
-    def finish(self, prepared: Prepared, ab_small: np.ndarray) -> Image.Image:
-        """The network's colour at the photo's own size, on its own L: the colour photo."""
+    def finish(self, prepared: Prepared, ab_small: np.ndarray, chroma_gain: float | None = None) -> Image.Image:
+        """The network's colour at the photo's own size, on its own L, scaled by `chroma_gain`
+        (default: the model's own): the colour photo."""
         if not np.isfinite(ab_small).all():  # a diverged model: no colour to give, for any photo
             raise CheckpointError("the model gives inf or NaN colours (its weights are not finite: "
                                   "a diverged training run?); use another checkpoint")
-        ab = photo_size_rows(ab_small * np.float32(AB_SCALE * self.chroma_gain), *prepared.light.shape)
+        gain = self.chroma_gain if chroma_gain is None else chroma_gain
+        ab = photo_size_rows(ab_small * np.float32(AB_SCALE * gain), *prepared.light.shape)
         pixels = lab_to_srgb_u8(prepared.light, ab)
         if prepared.alpha is not None:
             return Image.fromarray(np.dstack([pixels, prepared.alpha]), "RGBA")

@@ -123,19 +123,25 @@ class ColorizeApp(widgets.VBox):
                                         layout=widgets.Layout(width="420px"))
         self.open_button = widgets.Button(description="Open")
         self.working_size = _size_slider(self.colorizer)
+        # The model's own chroma gain to start with; 0 is the grey photo, 2 twice its colour.
+        self.colour_strength = widgets.FloatSlider(
+            value=self.colorizer.chroma_gain if self.colorizer else 1.0, min=0.0, max=2.0, step=0.05,
+            continuous_update=False, description="colour strength", style={"description_width": "initial"})
         self.views = {name: widgets.Image(format="png") for name in ("original", "grey", "colorized")}
         self.views["colorized"].add_class("colorful-world-colorized")  # a handle for browser tests
         self.download = widgets.HTML()
         self.colab_output = widgets.Output()
         self.children = self._layout()
         if self.colorizer is None:
-            for control in (self.upload, self.path_or_url, self.open_button, self.working_size):
+            for control in (self.upload, self.path_or_url, self.open_button, self.working_size,
+                            self.colour_strength):
                 control.disabled = True
             return
         self.say(f"Model trained at {self.colorizer.image_size} px. Upload a photo.")
         self.upload.observe(self.on_upload, names="value")
         self.open_button.on_click(self.on_open)
         self.working_size.observe(self.render, names="value")
+        self.colour_strength.observe(self.render, names="value")
 
     def _layout(self) -> list[widgets.Widget]:
         sources = [self.upload, self.path_or_url, self.open_button]
@@ -145,7 +151,8 @@ class ColorizeApp(widgets.VBox):
             colab_button.on_click(self.upload_with_colab)
             sources.insert(1, colab_button)
         panels = [widgets.VBox([widgets.Label(name), view]) for name, view in self.views.items()]
-        return [widgets.HBox(sources), self.colab_output, self.working_size, self.message,
+        return [widgets.HBox(sources), self.colab_output, widgets.HBox([self.working_size, self.colour_strength]),
+                self.message,
                 widgets.HBox(panels), self.download]
 
     def say(self, text: str, error: bool = False) -> None:
@@ -196,7 +203,8 @@ class ColorizeApp(widgets.VBox):
             return
         name, image = self.photo
         try:
-            colour = self.colorizer.colorize(image, size=self.working_size.value)
+            colour = self.colorizer.colorize(image, size=self.working_size.value,
+                                             chroma_gain=self.colour_strength.value)
         except ValueError as err:  # BadImageError among them
             self.say(f"{name}: {err}", error=True)
             return

@@ -85,6 +85,22 @@ def test_the_working_size_recolorizes_the_photo_on_show(app, photo):
     assert "colorized at 64 px" in app.message.value
 
 
+def test_the_colour_strength_scales_the_colour_down_to_grey(app, photo):
+    import numpy as np
+
+    def chroma() -> float:
+        rgb = np.asarray(Image.open(io.BytesIO(app.views["colorized"].value)).convert("RGB"), dtype=int)
+        return float(np.abs(rgb - rgb.mean(axis=2, keepdims=True)).mean())
+
+    upload_v8(app, "face.jpg", photo)
+    assert app.colour_strength.value == 1.0  # the tiny model's own gain
+    own = chroma()
+    app.colour_strength.value = 2.0
+    assert chroma() > 1.5 * own > 0
+    app.colour_strength.value = 0.0
+    assert chroma() < 1  # the grey photo back, to rounding
+
+
 def test_a_path_or_a_url_opens_a_photo(app, photo, tmp_path):
     (tmp_path / "face.jpg").write_bytes(photo)
     app.path_or_url.value = str(tmp_path / "face.jpg")
