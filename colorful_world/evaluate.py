@@ -36,7 +36,7 @@ def _predictors(checkpoint, data: str, cache_dir, progress: bool, size: int | No
     The model's colour is scaled by `chroma_gain`, default its own (as `Colorizer` does)."""
     generator, config, splits, runtime = _model_and_splits(checkpoint, data, cache_dir, progress, size)
     own = config["image_size"]
-    gain = chroma_gain or config.get("chroma_gain", 1.0)
+    gain = config.get("chroma_gain", 1.0) if chroma_gain is None else chroma_gain
     mean = torch.tensor(config.get("mean_ab") or mean_ab(splits.train), device=runtime.device).view(1, 2, 1, 1)
     predictors = {
         "model": lambda l_norm: predict_ab(generator, l_norm, own, runtime) * gain,

@@ -188,7 +188,7 @@ def _write_png(image: Image.Image, dst: Path) -> None:
     tmp = dst.with_name(dst.name + ".tmp")
     try:
         # One thread: the workers are the parallelism already, and more threads per PNG beside
-        # them only contend for the cores (measured: 13.5 -> 15.0 photos/s).
+        # them only contend for the cores (measured: 13.1 -> 13.8 photos/s).
         save_png(image, tmp, threads=1)
         tmp.replace(dst)
     except BaseException:
