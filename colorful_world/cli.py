@@ -23,8 +23,10 @@ TRAIN_HELP = {
     "encoder_weights": "imagenet (torchvision's weights API, downloaded once), a safetensors state_dict of the "
                        "classifier for offline use (or $COLORFUL_WORLD_ENCODER_WEIGHTS), or random",
     "base_channels": "width of the narrowest level; 0 = the architecture's default (unet 32, encoder_unet 16)",
-    "chroma_weight": "weight, beside L1, of the term that holds each pixel's saturation up to the truth's "
-                     "(0 = L1 alone, the sepia look)",
+    "chroma_weight": "weight, beside the pixel loss, of the term that holds each pixel's saturation up to the "
+                     "truth's (0 = the pixel loss alone)",
+    "pixel_loss": "l1 (ab), mse (ab) or rgb_mse (the recombined sRGB photo, as PSNR scores it); squared errors "
+                  "leave less of the colour the network is unsure of grey; the adversarial phase weighs it by lambda_l1",
     "encoder_lr": "encoder_unet: the pretrained encoder's learning rate as a share of --lr (below 1 keeps more of "
                   "what ImageNet taught it; 0 freezes its weights)",
     "min_crop": "scale augmentation: random square crops of this share of the side up to the whole photo",

@@ -9,6 +9,7 @@ from dataclasses import dataclass, fields
 from colorful_world.errors import ConfigError
 
 GAN_MODES = ("vanilla", "lsgan")
+PIXEL_LOSSES = ("l1", "mse", "rgb_mse")
 ARCHS = ("encoder_unet", "unet")
 PRECISIONS = ("auto", "fp32", "fp16", "bf16")
 MODEL_FORMAT = 2  # 1: the pix2pix U-Net only, no "arch" or "format" keys (still loads)
@@ -87,7 +88,8 @@ class TrainConfig:
     lr_decay_epochs: int = 0  # the last N epochs bring the learning rate linearly down to 0 (pix2pix's)
     beta1: float = 0.5
     lambda_l1: float = 100.0
-    chroma_weight: float = 0.2  # the chroma term beside L1: each pixel's saturation held up to the truth's
+    chroma_weight: float = 0.2  # the chroma term beside the pixel loss: each pixel's saturation held up to the truth's
+    pixel_loss: str = "l1"  # or "mse" (squared ab error), "rgb_mse" (squared error of the sRGB photo: what PSNR scores)
     min_crop: float = 0.5  # random square crops of min_crop to all of the side (scale augmentation)
     gan_mode: str = "vanilla"  # or "lsgan"
     arch: str = "encoder_unet"  # a U-Net decoder on a pretrained encoder, or "unet" (pix2pix's, from scratch)
@@ -128,6 +130,8 @@ class TrainConfig:
     def validate(self) -> None:
         if self.gan_mode not in GAN_MODES:
             raise ConfigError(f"gan_mode must be one of {GAN_MODES}, got {self.gan_mode!r}")
+        if self.pixel_loss not in PIXEL_LOSSES:
+            raise ConfigError(f"pixel_loss must be one of {PIXEL_LOSSES}, got {self.pixel_loss!r}")
         self.model().check()
         if self.batch_size < 1 or self.epochs < 1:
             raise ConfigError("batch_size and epochs must be at least 1")

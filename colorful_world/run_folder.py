@@ -25,9 +25,11 @@ from colorful_world.report import read_metrics
 DEFAULT_RUN = "faces"
 METRICS = "metrics.jsonl"
 # What may change when a run continues (the schedule: its length, the warm start, the decay;
-# where the photos now are, how often to save); every other setting must match the run's own.
+# the loss, so that a trained run can be fine-tuned; where the photos now are, how often to
+# save); every other setting must match the run's own.
 CONTINUABLE = frozenset({"epochs", "l1_epochs", "max_minutes", "lr_decay_epochs", "save_every", "keep_checkpoints",
-                         "log_every", "data", "cache_dir", "data_on_device", "export_fp16", "encoder_weights"})
+                         "log_every", "data", "cache_dir", "data_on_device", "export_fp16", "encoder_weights",
+                         "pixel_loss", "chroma_weight"})
 
 
 def run_dir(out: str | Path = "", run_name: str = DEFAULT_RUN) -> Path:

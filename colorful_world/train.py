@@ -20,7 +20,7 @@ from tqdm.auto import tqdm
 
 from colorful_world import runtime as rt
 from colorful_world.checkpoint import checkpoint_path, prune_checkpoints, save_checkpoint
-from colorful_world.color import chroma_deficit, rgb_to_model
+from colorful_world.color import chroma_deficit, model_to_rgb, rgb_to_model
 from colorful_world.config import MODEL_FORMAT, TrainConfig
 from colorful_world.data import DataError, augment, epoch_order, load_splits
 from colorful_world.metrics import mean_ab, score
@@ -49,6 +49,17 @@ def gan_loss(logits: torch.Tensor, real: bool, mode: str) -> torch.Tensor:
 
 
 @torch.no_grad()
+def pixel_loss(kind: str, l1, fake, ab, l_norm, rgb) -> torch.Tensor:
+    """The per-pixel loss named by config.pixel_loss. L1 gives the median colour, which for the
+    colour a network is unsure of is the greyer; squared errors give the mean, the colour PSNR
+    rewards, and on the sRGB photo they weigh each error as PSNR does (less in the shadows)."""
+    if kind == "mse":
+        return F.mse_loss(fake.float(), ab)
+    if kind == "rgb_mse":
+        return F.mse_loss(model_to_rgb(l_norm, fake), rgb.float())
+    return l1
+
+
 def update_ema(ema: torch.nn.Module, model: torch.nn.Module, decay: float) -> None:
     """EMA of the weights; buffers (BatchNorm statistics) are copied as they are."""
     for e, p in zip(ema.parameters(), model.parameters()):
@@ -73,7 +84,7 @@ def train_step(rgb, G, D, opt_g, opt_d, scaler, config: TrainConfig, gan_phase: 
     # L1 alone is minimised by a cautious, desaturated colour (the sepia look); the chroma term
     # holds each pixel's saturation up to the truth's without choosing the hue for it.
     chroma = chroma_deficit(fake.float(), ab)
-    pixel = l1 + config.chroma_weight * chroma
+    pixel = pixel_loss(config.pixel_loss, l1, fake, ab, l_norm, rgb) + config.chroma_weight * chroma
     logs = {"l1": l1.item(), "chroma": chroma.item(), "skipped": 0.0}
     scale = scaler.get_scale() if scaler.is_enabled() else None
     # A non-finite loss comes from the forward pass, where the loss scale plays no part: the step

@@ -80,8 +80,10 @@ def test_a_torn_last_metrics_line_is_skipped_with_a_warning_when_a_run_continues
 
 def test_a_run_continues_with_another_schedule_but_not_another_network():
     from colorful_world.run_folder import _differences
-    saved = {"epochs": 5, "l1_epochs": 5, "lr_decay_epochs": 4, "image_size": 128, "chroma_weight": 0.2}
+    saved = {"epochs": 5, "l1_epochs": 5, "lr_decay_epochs": 4, "image_size": 128, "lambda_l1": 100.0,
+             "pixel_loss": "l1", "chroma_weight": 0.2}
     assert _differences(saved, {"epochs": 7, "l1_epochs": 5, "lr_decay_epochs": 2}) == []
     assert _differences(saved, {"epochs": 7, "l1_epochs": 3}) == []  # the adversarial phase from epoch 4
-    assert _differences(saved, {"image_size": 256, "chroma_weight": 0.5}) == [
-        "image_size is 128 in the run, 256 here", "chroma_weight is 0.2 in the run, 0.5 here"]
+    assert _differences(saved, {"pixel_loss": "rgb_mse", "chroma_weight": 0.0}) == []  # fine-tuned with another loss
+    assert _differences(saved, {"image_size": 256, "lambda_l1": 50.0}) == [
+        "image_size is 128 in the run, 256 here", "lambda_l1 is 100.0 in the run, 50.0 here"]

@@ -61,3 +61,33 @@ def test_an_optimizer_saved_in_one_group_continues_in_two():
     for p in params:  # each parameter finds its own moments again
         assert torch.equal(opt_g.state[p]["exp_avg"], old.state[p]["exp_avg"])
     assert [g["lr_scale"] for g in opt_g.param_groups] == [1.0, 0.1]
+
+
+def test_each_pixel_loss_is_zero_at_the_truth_and_grows_with_the_error():
+    from colorful_world.color import rgb_to_model
+    from colorful_world.train import pixel_loss
+    torch.manual_seed(0)
+    rgb = torch.rand(2, 3, 16, 16)
+    l_norm, ab = rgb_to_model(rgb)
+    for kind in ("l1", "mse", "rgb_mse"):
+        losses = [pixel_loss(kind, torch.nn.functional.l1_loss(ab + shift, ab), ab + shift, ab, l_norm, rgb).item()
+                  for shift in (0.0, 0.05, 0.1)]
+        assert losses[0] < 1e-6 < losses[1] < losses[2], kind
+    # squared errors: twice the error, four times the loss (on ab exactly; on sRGB about, through the clipping)
+    mse = [pixel_loss("mse", None, ab + shift, ab, l_norm, rgb).item() for shift in (0.05, 0.1)]
+    assert mse[1] == pytest.approx(4 * mse[0])
+    with pytest.raises(ValueError, match="pixel_loss"):
+        TrainConfig(pixel_loss="l2").validate()
+
+
+@pytest.mark.parametrize("kind", ["mse", "rgb_mse"])
+def test_a_step_with_a_squared_pixel_loss_moves_the_generator(kind):
+    torch.manual_seed(0)
+    config = TrainConfig(arch="unet", image_size=32, depth=3, pixel_loss=kind, chroma_weight=0.0)
+    G, D = UNet(8, 3), PatchDiscriminator(8, 3)
+    opt_g, opt_d = torch.optim.Adam(G.parameters(), 1e-3), torch.optim.Adam(D.parameters(), 1e-3)
+    before = [p.clone() for p in G.parameters()]
+    logs = train_step(torch.rand(4, 3, 32, 32), G, D, opt_g, opt_d, torch.amp.GradScaler("cpu", enabled=False),
+                      config, True, Runtime(torch.device("cpu"), None))
+    assert logs["skipped"] == 0.0 and all(torch.isfinite(torch.tensor(v)) for v in logs.values())
+    assert any(not torch.equal(a, b) for a, b in zip(before, G.parameters()))
