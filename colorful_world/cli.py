@@ -25,8 +25,8 @@ TRAIN_HELP = {
     "base_channels": "width of the narrowest level; 0 = the architecture's default (unet 32, encoder_unet 16)",
     "chroma_weight": "weight, beside the pixel loss, of the term that holds each pixel's saturation up to the "
                      "truth's (0 = the pixel loss alone)",
-    "pixel_loss": "l1 (ab), mse (ab) or rgb_mse (the recombined sRGB photo, as PSNR scores it); squared errors "
-                  "leave less of the colour the network is unsure of grey; the adversarial phase weighs it by lambda_l1",
+    "pixel_loss": "l1 (ab), mse (ab) or rgb_mse (the recombined sRGB photo, as PSNR scores it); the adversarial "
+                  "phase weighs it by lambda_l1",
     "encoder_lr": "encoder_unet: the pretrained encoder's learning rate as a share of --lr (below 1 keeps more of "
                   "what ImageNet taught it; 0 freezes its weights)",
     "min_crop": "scale augmentation: random square crops of this share of the side up to the whole photo",

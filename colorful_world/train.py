@@ -50,9 +50,9 @@ def gan_loss(logits: torch.Tensor, real: bool, mode: str) -> torch.Tensor:
 
 @torch.no_grad()
 def pixel_loss(kind: str, l1, fake, ab, l_norm, rgb) -> torch.Tensor:
-    """The per-pixel loss named by config.pixel_loss. L1 gives the median colour, which for the
-    colour a network is unsure of is the greyer; squared errors give the mean, the colour PSNR
-    rewards, and on the sRGB photo they weigh each error as PSNR does (less in the shadows)."""
+    """The per-pixel loss named by config.pixel_loss. L1 is minimised by the median colour,
+    squared errors by the mean, the one PSNR rewards; on the sRGB photo they weigh each error as
+    PSNR does (a colour error counts less in the shadows, where it changes fewer RGB levels)."""
     if kind == "mse":
         return F.mse_loss(fake.float(), ab)
     if kind == "rgb_mse":
