@@ -48,7 +48,6 @@ def gan_loss(logits: torch.Tensor, real: bool, mode: str) -> torch.Tensor:
     return GAN_LOSSES[mode](logits.float(), target)
 
 
-@torch.no_grad()
 def pixel_loss(kind: str, l1, fake, ab, l_norm, rgb) -> torch.Tensor:
     """The per-pixel loss named by config.pixel_loss. L1 is minimised by the median colour,
     squared errors by the mean, the one PSNR rewards; on the sRGB photo they weigh each error as
@@ -60,6 +59,7 @@ def pixel_loss(kind: str, l1, fake, ab, l_norm, rgb) -> torch.Tensor:
     return l1
 
 
+@torch.no_grad()
 def update_ema(ema: torch.nn.Module, model: torch.nn.Module, decay: float) -> None:
     """EMA of the weights; buffers (BatchNorm statistics) are copied as they are."""
     for e, p in zip(ema.parameters(), model.parameters()):

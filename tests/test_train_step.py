@@ -73,6 +73,9 @@ def test_each_pixel_loss_is_zero_at_the_truth_and_grows_with_the_error():
         losses = [pixel_loss(kind, torch.nn.functional.l1_loss(ab + shift, ab), ab + shift, ab, l_norm, rgb).item()
                   for shift in (0.0, 0.05, 0.1)]
         assert losses[0] < 1e-6 < losses[1] < losses[2], kind
+        fake = (ab + 0.05).requires_grad_()
+        pixel_loss(kind, torch.nn.functional.l1_loss(fake, ab), fake, ab, l_norm, rgb).backward()
+        assert fake.grad.abs().sum() > 0, kind  # the loss trains the network
     # squared errors: twice the error, four times the loss (on ab exactly; on sRGB about, through the clipping)
     mse = [pixel_loss("mse", None, ab + shift, ab, l_norm, rgb).item() for shift in (0.05, 0.1)]
     assert mse[1] == pytest.approx(4 * mse[0])
@@ -80,14 +83,15 @@ def test_each_pixel_loss_is_zero_at_the_truth_and_grows_with_the_error():
         TrainConfig(pixel_loss="l2").validate()
 
 
+@pytest.mark.parametrize("gan_phase", [False, True], ids=["l1-phase", "gan-phase"])
 @pytest.mark.parametrize("kind", ["mse", "rgb_mse"])
-def test_a_step_with_a_squared_pixel_loss_moves_the_generator(kind):
+def test_a_step_with_a_squared_pixel_loss_moves_the_generator(kind, gan_phase):
     torch.manual_seed(0)
     config = TrainConfig(arch="unet", image_size=32, depth=3, pixel_loss=kind, chroma_weight=0.0)
     G, D = UNet(8, 3), PatchDiscriminator(8, 3)
     opt_g, opt_d = torch.optim.Adam(G.parameters(), 1e-3), torch.optim.Adam(D.parameters(), 1e-3)
     before = [p.clone() for p in G.parameters()]
     logs = train_step(torch.rand(4, 3, 32, 32), G, D, opt_g, opt_d, torch.amp.GradScaler("cpu", enabled=False),
-                      config, True, Runtime(torch.device("cpu"), None))
+                      config, gan_phase, Runtime(torch.device("cpu"), None))
     assert logs["skipped"] == 0.0 and all(torch.isfinite(torch.tensor(v)) for v in logs.values())
     assert any(not torch.equal(a, b) for a, b in zip(before, G.parameters()))
