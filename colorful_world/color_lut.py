@@ -51,27 +51,32 @@ def _tables() -> dict[str, np.ndarray]:
 
 
 def lightness_u8(rgb: np.ndarray) -> np.ndarray:
-    """(H, W, 3) uint8 sRGB -> (H, W) float32 CIELAB L in [0, 100], as `color.rgb_to_lab` has it."""
+    """(H, W, 3) uint8 sRGB, or an (H, W) grey one -> (H, W) float32 CIELAB L in [0, 100], as
+    `color.rgb_to_lab` has it."""
     tables = _tables()
+    if rgb.ndim == 2:
+        return np.take(tables["l_of_grey"], rgb)  # take: twice as fast as indexing
     if np.array_equal(rgb[..., 0], rgb[..., 1]) and np.array_equal(rgb[..., 1], rgb[..., 2]):
         # Black-and-white photos, the usual case: L is one lookup, indexed by the bytes themselves.
-        return tables["l_of_grey"][rgb[..., 0]]
+        return np.take(tables["l_of_grey"], rgb[..., 0])
     shares = tables["y_of_channel"]
     y = shares[0][rgb[..., 0]] + shares[1][rgb[..., 1]] + shares[2][rgb[..., 2]]
     return 116 * _lab_f(y).astype(np.float32) - 16
 
 
-def lab_to_srgb_u8(light: np.ndarray, ab: np.ndarray | Callable[..., np.ndarray]) -> np.ndarray:
+def lab_to_srgb_u8(light: np.ndarray, ab: np.ndarray | Callable[..., np.ndarray],
+                   on_band: Callable[[np.ndarray], None] | None = None) -> np.ndarray:
     """(H, W) L and (2, H, W) ab -> (H, W, 3) uint8 sRGB, a photo's pixels as PIL takes them;
     out-of-gamut colours clipped as `color.lab_to_rgb` clips them. `ab` may also be a function
-    (top, bottom, out) -> those rows of it, written into `out`, so that it need never exist whole.
+    (top, bottom) -> those rows of it, (2, bottom - top, W), so that it need never exist whole.
+    `on_band`, when given, is handed each band of finished rows, top to bottom, as it is done.
 
     Bands of rows at a time, each channel a plane of its own, written in place: the float
     temporaries of a band stay in the cache (twice as fast as the whole photo at once), and
     memory grows by 3 bytes a pixel, not 60.
     """
     height, width = light.shape
-    ab_rows = ab if callable(ab) else lambda top, bottom, out: ab[:, top:bottom]
+    ab_rows = ab if callable(ab) else lambda top, bottom: ab[:, top:bottom]
     out = np.empty((height, width, 3), dtype=np.uint8)
     rows = max(1, _BAND_PIXELS // width)
     tables = _tables()
@@ -81,7 +86,7 @@ def lab_to_srgb_u8(light: np.ndarray, ab: np.ndarray | Callable[..., np.ndarray]
         f = np.empty((3, bottom - top, width), np.float32)  # Lab's f(X/Xn), f(Y/Yn), f(Z/Zn)
         fy = np.multiply(light[top:bottom], np.float32(1 / 116), out=f[1])
         fy += np.float32(16 / 116)
-        a, b = ab_rows(top, bottom, f[0::2])
+        a, b = ab_rows(top, bottom)
         np.multiply(a, np.float32(1 / 500), out=f[0])
         np.multiply(b, np.float32(-1 / 200), out=f[2])
         f[0] += fy
@@ -102,4 +107,6 @@ def lab_to_srgb_u8(light: np.ndarray, ab: np.ndarray | Callable[..., np.ndarray]
             linear *= np.float32(_OUT_LEVELS - 1)
             linear += np.float32(0.5)
             out[top:bottom, :, channel] = np.take(tables["srgb_u8"], linear.astype(np.int32))
+        if on_band:
+            on_band(out[top:bottom])
     return out

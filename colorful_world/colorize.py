@@ -14,6 +14,7 @@ from PIL import Image
 from colorful_world.color_lut import lab_to_srgb_u8, lightness_u8
 from colorful_world.errors import CheckpointError
 from colorful_world.images import load_rgb
+from colorful_world.png import PngWriter
 from colorful_world.resize import photo_size_rows, to_working_size
 from colorful_world.units import AB_SCALE, normalize_l
 
@@ -91,15 +92,21 @@ class Colorizer:
         prepared = self.prepare(image, self.working_size(size))
         return self.finish(prepared, self.predict(prepared), chroma_gain)
 
+    def colorize_png(self, image: Image.Image | str | Path, size: int | None = None,
+                     chroma_gain: float | None = None, threads: int | None = None) -> bytes:
+        """`colorize`, as the bytes of a PNG file (see `finish_png`)."""
+        prepared = self.prepare(image, self.working_size(size))
+        return self.finish_png(prepared, self.predict(prepared), chroma_gain, threads)
+
     # The three stages of `colorize`, for callers that overlap them (a folder, the server):
     # prepare and finish are per-photo work on the photo's own pixels, and may run in threads;
     # predict runs the network.
 
     def prepare(self, image: Image.Image | str | Path, size: int) -> Prepared:
         """Decode, take L at full size, and resize it to the network's working size."""
-        rgb, alpha = load_rgb(image)
-        light = lightness_u8(rgb)
-        small = to_working_size(normalize_l(light), size)
+        pixels, alpha = load_rgb(image, keep_grey=True)
+        light = lightness_u8(pixels)
+        small = normalize_l(to_working_size(light, size))  # the resize is linear: on 1/64 of the pixels
         return Prepared(light, alpha, small[None, None])
 
     def predict(self, prepared: Prepared) -> np.ndarray:
@@ -109,12 +116,33 @@ class Colorizer:
     def finish(self, prepared: Prepared, ab_small: np.ndarray, chroma_gain: float | None = None) -> Image.Image:
         """The network's colour at the photo's own size, on its own L, scaled by `chroma_gain`
         (default: the model's own): the colour photo."""
+        pixels = self._pixels(prepared, ab_small, chroma_gain)
+        if prepared.alpha is not None:
+            return Image.fromarray(np.dstack([pixels, prepared.alpha]), "RGBA")
+        return Image.fromarray(pixels, "RGB")
+
+    def finish_png(self, prepared: Prepared, ab_small: np.ndarray, chroma_gain: float | None = None,
+                   threads: int | None = None) -> bytes:
+        """`finish`, as the bytes of its PNG file (those `png.save_png` writes of it): each band
+        of rows is compressed in `threads` threads (default: the cores) while the next is made."""
+        height, width = prepared.light.shape
+        alpha = prepared.alpha
+        writer = PngWriter(width, height, "RGB" if alpha is None else "RGBA", threads)
+
+        def compress(band: np.ndarray) -> None:
+            if alpha is not None:
+                top = writer.rows_added
+                band = np.dstack([band, alpha[top:top + len(band)]])
+            writer.add(band)
+
+        self._pixels(prepared, ab_small, chroma_gain, compress)
+        return writer.finish()
+
+    def _pixels(self, prepared: Prepared, ab_small: np.ndarray, chroma_gain: float | None,
+                on_band=None) -> np.ndarray:
         if not np.isfinite(ab_small).all():  # a diverged model: no colour to give, for any photo
             raise CheckpointError("the model gives inf or NaN colours (its weights are not finite: "
                                   "a diverged training run?); use another checkpoint")
         gain = self.chroma_gain if chroma_gain is None else chroma_gain
         ab = photo_size_rows(ab_small * np.float32(AB_SCALE * gain), *prepared.light.shape)
-        pixels = lab_to_srgb_u8(prepared.light, ab)
-        if prepared.alpha is not None:
-            return Image.fromarray(np.dstack([pixels, prepared.alpha]), "RGBA")
-        return Image.fromarray(pixels, "RGB")
+        return lab_to_srgb_u8(prepared.light, ab, on_band)

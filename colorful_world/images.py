@@ -39,8 +39,9 @@ def open_image(source: str | Path | Image.Image) -> Image.Image:
         return image
 
 
-def split_alpha(image: Image.Image) -> tuple[Image.Image, Image.Image | None]:
-    """Return (sRGB RGB image, alpha channel or None) for L, LA, RGB, RGBA, P, CMYK, I;16, I, F."""
+def split_alpha(image: Image.Image, keep_grey: bool = False) -> tuple[Image.Image, Image.Image | None]:
+    """Return (sRGB RGB image, alpha channel or None) for L, LA, RGB, RGBA, P, CMYK, I;16, I, F;
+    with `keep_grey`, a grey photo (L, LA, I;16, I, F) comes back as an L image instead of RGB."""
     alpha = None
     if image.mode == "P":
         image = image.convert("RGBA" if "transparency" in image.info else "RGB")
@@ -50,8 +51,10 @@ def split_alpha(image: Image.Image) -> tuple[Image.Image, Image.Image | None]:
         # High-bit-depth grey: scale to 8 bits by the container's range, not by clipping.
         values = np.asarray(image, dtype=np.float64)
         top = 65535.0 if image.mode.startswith("I;16") or values.max() > 255 else 255.0
-        grey = np.clip(values / top * 255.0 + 0.5, 0, 255).astype(np.uint8)
-        return Image.fromarray(grey, "L").convert("RGB"), None
+        grey = Image.fromarray(np.clip(values / top * 255.0 + 0.5, 0, 255).astype(np.uint8), "L")
+        return grey if keep_grey else grey.convert("RGB"), None
+    if keep_grey and image.mode in ("L", "LA"):
+        return image if image.mode == "L" else image.convert("L"), alpha
     icc = image.info.get("icc_profile")
     if icc and image.mode in ("RGB", "RGBA", "CMYK"):
         try:
@@ -62,9 +65,10 @@ def split_alpha(image: Image.Image) -> tuple[Image.Image, Image.Image | None]:
     return image.convert("RGB"), alpha
 
 
-def load_rgb(source: str | Path | Image.Image) -> tuple[np.ndarray, np.ndarray | None]:
-    """Photo -> (H, W, 3) uint8 sRGB array and (H, W) uint8 alpha or None."""
-    rgb, alpha = split_alpha(open_image(source))
+def load_rgb(source: str | Path | Image.Image, keep_grey: bool = False) -> tuple[np.ndarray, np.ndarray | None]:
+    """Photo -> (H, W, 3) uint8 sRGB array and (H, W) uint8 alpha or None; with `keep_grey`, a
+    grey photo's pixels are (H, W), a third of the bytes to decode into and read."""
+    rgb, alpha = split_alpha(open_image(source), keep_grey)
     return np.array(rgb, dtype=np.uint8), None if alpha is None else np.array(alpha)
 
 

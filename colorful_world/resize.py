@@ -36,22 +36,26 @@ def _axis(size_in: int, size_out: int) -> tuple[np.ndarray, np.ndarray, np.ndarr
     return low, high, (position - low).astype(np.float32)
 
 
-def photo_size_rows(ab: np.ndarray, height: int, width: int) -> Callable[..., np.ndarray]:
+def photo_size_rows(ab: np.ndarray, height: int, width: int) -> Callable[[int, int], np.ndarray]:
     """The network's (C, h, w) colour resized to (C, height, width), bilinear as torch's
     (align_corners=False; chroma carries little detail, so this costs no sharpness), as a
-    function (top, bottom, out=None) -> those rows, computed only when asked and written into
-    `out` when given: a caller working in bands of rows never holds the whole resized colour."""
+    function (top, bottom) -> those rows, (C, bottom - top, width), computed only when asked: a
+    caller working in bands of rows never holds the whole resized colour."""
     low, high, weight = _axis(ab.shape[2], width)
     columns = ab[:, :, low] * (1 - weight) + ab[:, :, high] * weight  # (C, h, width): still small
+    # Held source row first, (h, C, width), so that a band gathers whole rows of memory: four
+    # times faster than picking its rows out of each channel's plane.
+    columns = np.ascontiguousarray(columns.transpose(1, 0, 2))
     low, high, weight = _axis(ab.shape[1], height)
     # Each row as its source row plus a share of the step to the next (0 after the last): one
     # gather fewer than a mix of two rows.
-    step = np.concatenate([columns[:, 1:] - columns[:, :-1], np.zeros_like(columns[:, :1])], axis=1)
+    step = np.concatenate([columns[1:] - columns[:-1], np.zeros_like(columns[:1])])
 
-    def rows(top: int, bottom: int, out: np.ndarray | None = None) -> np.ndarray:
+    def rows(top: int, bottom: int) -> np.ndarray:
         source = low[top:bottom]
-        out = np.multiply(step[:, source], weight[top:bottom, None], out=out)
-        out += columns[:, source]
-        return out
+        band = step[source]
+        band *= weight[top:bottom, None, None]
+        band += columns[source]
+        return band.transpose(1, 0, 2)
 
     return rows

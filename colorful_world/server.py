@@ -32,7 +32,6 @@ from PIL import Image, UnidentifiedImageError
 
 from colorful_world import images
 from colorful_world.errors import ConfigError
-from colorful_world.png import png_bytes
 
 if TYPE_CHECKING:
     from cheroot.wsgi import Server
@@ -200,10 +199,9 @@ def _colorize_png(colorizer: Colorizer, data: bytes, size: int | None, max_pixel
         prepared = colorizer.prepare(image, colorizer.working_size(size))
         with model_lock:
             ab = colorizer.predict(prepared)
-        colour = colorizer.finish(prepared, ab)
+        return colorizer.finish_png(prepared, ab)
     except (ValueError, OSError) as err:  # BadImageError, or a mode or profile PIL cannot convert
         raise RequestRefused(422, f"this photo cannot be colorized: {err}") from None
-    return png_bytes(colour)
 
 
 def _decode(data: bytes, max_pixels: int) -> Image.Image:

@@ -12,6 +12,7 @@ def test_lightness_matches_the_float_conversion_for_colour_and_grey_photos():
     for rgb in (colour, grey):
         expected = rgb_to_lab(rgb.permute(2, 0, 1)[None].float() / 255)[0, 0].numpy()
         assert np.abs(lightness_u8(rgb.numpy()) - expected).max() < 1e-3
+    assert np.array_equal(lightness_u8(grey[..., 0].numpy()), lightness_u8(grey.numpy()))  # one plane: the same L
 
 
 def test_lab_to_8_bits_matches_the_float_conversion_within_one_level():

@@ -56,7 +56,7 @@ def test_photos_in_flight_stay_within_the_pixel_budget(tmp_path, colorizer, monk
     (tmp_path / "out").mkdir()
     in_flight, most = [0], [0]  # photos between the start of prepare and the end of finish
     lock = threading.Lock()
-    real_prepare, real_finish = colorizer.prepare, colorizer.finish
+    real_prepare, real_finish = colorizer.prepare, colorizer.finish_png
 
     def count(step: int) -> None:
         with lock:
@@ -71,14 +71,14 @@ def test_photos_in_flight_stay_within_the_pixel_budget(tmp_path, colorizer, monk
             count(-1)  # a bad photo is done with its memory here
             raise
 
-    def finish(prepared, ab):
+    def finish(prepared, ab, **options):
         try:
-            return real_finish(prepared, ab)
+            return real_finish(prepared, ab, **options)
         finally:
             count(-1)
 
     monkeypatch.setattr(colorizer, "prepare", prepare)
-    monkeypatch.setattr(colorizer, "finish", finish)
+    monkeypatch.setattr(colorizer, "finish_png", finish)
     monkeypatch.setattr(folder, "MAX_PIXELS_IN_FLIGHT", 1)  # every photo is over it: one at a time
     results = list(folder.colorize_many(colorizer, jobs, workers=4))
     assert most[0] == 1 and sum(error is None for *_, error in results) == 7

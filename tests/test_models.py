@@ -1,3 +1,5 @@
+import io
+
 import numpy as np
 import pytest
 import torch
@@ -8,6 +10,7 @@ from colorful_world import Colorizer
 from colorful_world.data import augment, epoch_order, split_by_person
 from colorful_world.images import load_rgb
 from colorful_world.models import PatchDiscriminator, UNet, count_parameters, receptive_field
+from colorful_world.png import png_bytes
 
 
 @pytest.mark.parametrize("depth,size", [(3, 32), (5, 64), (8, 256)])
@@ -79,6 +82,10 @@ def test_every_mode_loads_as_rgb(mode):
     rgb, alpha = load_rgb(image)
     assert rgb.shape == (5, 7, 3) and rgb.dtype == np.uint8
     assert (alpha is not None) == (mode in ("LA", "RGBA"))
+    pixels, _ = load_rgb(image, keep_grey=True)  # grey photos as one plane: the same values
+    grey = mode in ("L", "LA", "I;16", "I", "F")
+    assert pixels.shape == ((5, 7) if grey else (5, 7, 3))
+    assert np.array_equal(pixels, rgb[..., 0] if grey else rgb)
 
 
 def test_colorizer_keeps_size_and_luminance(tiny_model):
@@ -90,6 +97,17 @@ def test_colorizer_keeps_size_and_luminance(tiny_model):
     light_out = skcolor.rgb2lab(np.asarray(out) / 255.0)[..., 0]
     # The photo's own lightness is kept; only chroma is added (small shifts from gamut clipping).
     assert np.abs(light_out - light_in).mean() < 1.5
+
+
+@pytest.mark.parametrize("mode", ["L", "LA", "RGB", "RGBA"])
+def test_colorize_png_writes_the_bytes_of_colorize_made_a_band_at_a_time(tiny_model, mode):
+    colorizer = Colorizer.from_checkpoint(tiny_model)
+    rng = np.random.default_rng(1)
+    photo = Image.fromarray(rng.integers(0, 256, (1500, 700, 4), dtype=np.uint8), "RGBA").convert(mode)
+    expected = png_bytes(colorizer.colorize(photo))  # 1500 rows: many bands, several pieces
+    assert colorizer.colorize_png(photo) == expected
+    assert colorizer.colorize_png(photo, threads=1) == expected
+    assert Image.open(io.BytesIO(expected)).mode == ("RGBA" if "A" in mode else "RGB")
 
 
 def test_colorizer_works_at_another_size_and_refuses_a_bad_one(tiny_model):

@@ -35,3 +35,16 @@ def test_png_writer_compresses_a_photo_about_as_well_as_pil():
     pil = io.BytesIO()
     photo.save(pil, "PNG", compress_level=1)
     assert len(png_bytes(photo)) < 1.1 * len(pil.getvalue())
+
+
+@pytest.mark.parametrize("mode", ["L", "LA", "RGB", "RGBA"])
+def test_png_writer_makes_the_same_bytes_from_any_bands(mode):
+    rng = np.random.default_rng(2)
+    image = Image.fromarray(rng.integers(0, 256, (700, 400, 4), dtype=np.uint8), "RGBA").convert(mode)
+    pixels = np.asarray(image)
+    writer = png.PngWriter(image.width, image.height, mode, threads=2)
+    cuts = [0, 1, 33, 34, 300, 699, 700]  # a band of one row, an empty one, the rest uneven
+    for top, bottom in zip(cuts, cuts[1:] + [700]):
+        writer.add(pixels[top:bottom])
+    assert writer.rows_added == 700
+    assert writer.finish() == png_bytes(image, threads=1)
