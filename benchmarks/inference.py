@@ -1,18 +1,22 @@
 """Inference speed, side by side in one run: a photo colorized end to end (decode, Lab, model,
 upsample, PNG encode) with torch eager and with ONNX Runtime; the bare forward pass of the model
 at its own size, and of the pix2pix reference generator (`unet_256`: 8 levels, width 64, 54.4M
-parameters) at 256 px.
+parameters) at 256 px; and the colour photo's PNG, in one thread: the package's writer, its
+deflate (ISA-L's) against zlib's fastest level on the same filtered rows, and PIL's encoder.
 
     python benchmarks/inference.py [--checkpoint CKPT] [--photo-size 1024] [--runs 10]
 """
 
 import argparse
+import io
 import json
 import tempfile
+import zlib
 from pathlib import Path
 
 import numpy as np
 import torch
+from isal import isal_zlib
 from PIL import Image
 from skimage import data as skdata
 
@@ -20,10 +24,31 @@ from common import median_seconds
 from colorful_world import Colorizer
 from colorful_world.model_file import load_generator
 from colorful_world.models import UNet, count_parameters
+from colorful_world.png import DEFLATE_LEVEL, png_bytes, sub_filter
 
 
 def end_to_end_ms(colorizer: Colorizer, photo: Path, out: Path, runs: int) -> float:
     return 1000 * median_seconds(lambda: out.write_bytes(colorizer.colorize_png(photo)), runs)  # as the CLI does
+
+
+def png_figures(colour: Image.Image, runs: int) -> dict:
+    """Writing the colour photo as PNG, one thread each: milliseconds and bytes."""
+    rows = np.asarray(colour).reshape(colour.height, -1)
+    filtered = np.empty((len(rows), 1 + rows.shape[1]), np.uint8)
+    sub_filter(rows, 3, filtered)
+
+    def pil_png() -> bytes:
+        buffer = io.BytesIO()
+        colour.save(buffer, "PNG", compress_level=1)
+        return buffer.getvalue()
+
+    figures = {}
+    for name, write in (("png_writer", lambda: png_bytes(colour, threads=1)), ("pil_png_level_1", pil_png),
+                        ("isal_level_2", lambda: isal_zlib.compress(filtered, DEFLATE_LEVEL)),
+                        ("zlib_level_1", lambda: zlib.compress(filtered, 1))):
+        figures[f"{name}_ms"] = 1000 * median_seconds(write, runs)
+        figures[f"{name}_bytes"] = len(write())
+    return figures
 
 
 def main() -> None:
@@ -47,6 +72,7 @@ def main() -> None:
         figures["onnx_end_to_end_ms"] = end_to_end_ms(onnx_colorizer, photo, out, args.runs)
         a, b = (np.asarray(c.colorize(photo), dtype=int) for c in (torch_colorizer, onnx_colorizer))
         figures["onnx_vs_torch_max_difference"] = int(np.abs(a - b).max())
+    figures.update(png_figures(Image.fromarray(a.astype(np.uint8)), args.runs))
     with torch.no_grad():
         size = torch_colorizer.image_size
         own, sample = torch.randn(1, 1, size, size), torch.randn(1, 1, 256, 256)

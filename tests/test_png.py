@@ -10,12 +10,24 @@ from colorful_world import png
 from colorful_world.png import png_bytes
 
 
-@pytest.mark.parametrize("size", [0, 1, 1000, png._PIECE, png._PIECE + 1, 3 * png._PIECE + 17])
-def test_pieces_compressed_apart_make_one_valid_zlib_stream(size):
-    data = np.random.default_rng(size).integers(0, 8, size, dtype=np.uint8).tobytes()
-    stream = png.zlib_stream(data, threads=3)
-    assert zlib.decompress(stream) == data
-    assert png.zlib_stream(data, threads=1) == stream  # the same bytes in one thread as in several
+def _idat(png_file: bytes) -> bytes:
+    """The data of a PNG's one IDAT chunk."""
+    start = png_file.index(b"IDAT")
+    length = int.from_bytes(png_file[start - 4:start], "big")
+    return png_file[start + 4:start + 4 + length]
+
+
+@pytest.mark.parametrize("height", [1, 511, 512, 513, 1536, 1553])
+def test_pieces_compressed_apart_make_one_valid_zlib_stream(height):
+    # 1023 grey pixels and a filter byte a row: pieces of 512 rows
+    assert png._PIECE // 1024 == 512
+    pixels = np.random.default_rng(height).integers(0, 8, (height, 1023), dtype=np.uint8)
+    data = png_bytes(Image.fromarray(pixels), threads=3)
+    filtered = np.empty((height, 1024), np.uint8)
+    png.sub_filter(pixels, 1, filtered)
+    assert zlib.decompress(_idat(data)) == filtered.tobytes()  # zlib checks the adler32 too
+    assert np.array_equal(np.asarray(Image.open(io.BytesIO(data))), pixels)
+    assert png_bytes(Image.fromarray(pixels), threads=1) == data  # the same bytes in one thread as in several
 
 
 @pytest.mark.parametrize("mode", ["L", "LA", "RGB", "RGBA", "P", "I;16"])
@@ -48,3 +60,10 @@ def test_png_writer_makes_the_same_bytes_from_any_bands(mode):
         writer.add(pixels[top:bottom])
     assert writer.rows_added == 700
     assert writer.finish() == png_bytes(image, threads=1)
+
+
+def test_png_writer_refuses_to_finish_with_rows_missing():
+    writer = png.PngWriter(4, 3, "L", threads=1)
+    writer.add(np.zeros((2, 4), np.uint8))
+    with pytest.raises(ValueError, match="3 rows was given 2"):
+        writer.finish()
