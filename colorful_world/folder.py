@@ -22,7 +22,7 @@ from colorful_world.errors import UserError
 from colorful_world.images import IMAGE_SUFFIXES, BadImageError, find_images
 from colorful_world.png import made_here
 
-# Pixels being worked on at once, across workers: about 1.3 GB at 20 bytes a pixel. Forty 1 MP
+# Pixels being worked on at once, across workers: about 0.9 GB at 14 bytes a pixel. Forty 1 MP
 # album pages fit; a 40 MP scan goes through alone, so a huge photo costs one photo's memory.
 MAX_PIXELS_IN_FLIGHT = 64_000_000
 # What one bad photo raises; it is reported for that photo, and the others go on.

@@ -97,8 +97,8 @@ def create_app(colorizer: Colorizer | None = None, checkpoint: str | None = None
         colorizer = BACKENDS[backend](checkpoint)
     # The network runs one photo at a time: torch already spreads a forward pass over every
     # core. Decoding and encoding happen outside that lock, so requests overlap their I/O, and
-    # at most `in_flight` photos are worked on at once: each costs about 20 bytes a pixel
-    # (benchmarks/photo_memory.py: 0.8 GB at 40 MP), so memory stays bounded by that many.
+    # at most `in_flight` photos are worked on at once: each costs at most about 14 bytes a
+    # pixel (benchmarks/photo_memory.py: 0.55 GB at 40 MP), so memory stays bounded by that many.
     model_lock = threading.Lock()
     photos_at_once = threading.BoundedSemaphore(in_flight)
 
