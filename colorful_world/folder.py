@@ -1,5 +1,5 @@
 """Colorize many photos at the speed of the disk: decoding and encoding run in worker threads
-(PIL, zlib and torch release the GIL) while the network works on the photo before, results come
+(PIL, ISA-L and torch release the GIL) while the network works on the photo before, results come
 in order, and the photos in flight are bounded by their pixels.
 
 `colorize_files` is what `colorful-world colorize` runs; `colorize_many` is the pipeline, for
