@@ -33,8 +33,12 @@ _SIGNATURE = b"\x89PNG\r\n\x1a\n"
 _MADE_HERE = b"Software\x00colorful-world"
 
 
-def _chunk(kind: bytes, data: bytes) -> bytes:
-    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", isal_zlib.crc32(kind + data))
+def _chunk(kind: bytes, *parts: bytes) -> list[bytes]:
+    """A PNG chunk of the parts' bytes, as parts: large data is joined only once, into the file."""
+    crc = isal_zlib.crc32(kind)
+    for part in parts:
+        crc = isal_zlib.crc32(part, crc)
+    return [struct.pack(">I", sum(map(len, parts))), kind, *parts, struct.pack(">I", crc)]
 
 
 def _deflate(piece: np.ndarray, last: bool) -> bytes:
@@ -67,7 +71,7 @@ class PngWriter:
         self.height = height
         row_bytes = 1 + width * self.channels
         header = struct.pack(">IIBBBBB", width, height, 8, _COLOUR_TYPES[mode], 0, 0, 0)
-        self._head = _SIGNATURE + _chunk(b"IHDR", header) + _chunk(b"tEXt", _MADE_HERE)
+        self._head = [_SIGNATURE, *_chunk(b"IHDR", header), *_chunk(b"tEXt", _MADE_HERE)]
         threads = min(threads or os.cpu_count() or 1, 1 + height * row_bytes // _PIECE)
         self._pool = ThreadPoolExecutor(max_workers=threads) if threads > 1 else None
         self._piece = np.empty((max(1, _PIECE // row_bytes), row_bytes), np.uint8)
@@ -106,11 +110,7 @@ class PngWriter:
         # zlib's header (deflate, 32K window, a fast level), the pieces, their checksum: the IDAT
         # chunk's data, joined only once, into the file (a 40 MP photo's may be 100 MB).
         stream = [b"\x78\x01", *pieces, struct.pack(">I", self._adler)]
-        crc = isal_zlib.crc32(b"IDAT")
-        for part in stream:
-            crc = isal_zlib.crc32(part, crc)
-        idat = [struct.pack(">I", sum(map(len, stream))), b"IDAT", *stream, struct.pack(">I", crc)]
-        return b"".join([self._head, *idat, _chunk(b"IEND", b"")])
+        return b"".join([*self._head, *_chunk(b"IDAT", *stream), *_chunk(b"IEND")])
 
 
 def png_bytes(image: Image.Image, threads: int | None = None) -> bytes:
@@ -125,7 +125,7 @@ def png_bytes(image: Image.Image, threads: int | None = None) -> bytes:
 
 def made_here(path: str | Path) -> bool:
     """Whether `path` is a PNG this module wrote (read from its first 70 bytes)."""
-    marker = _chunk(b"tEXt", _MADE_HERE)
+    marker = b"".join(_chunk(b"tEXt", _MADE_HERE))
     start = len(_SIGNATURE) + 8 + 13 + 4  # the signature, then IHDR: length, type, 13 bytes, CRC
     try:
         with open(path, "rb") as f:
