@@ -51,10 +51,10 @@ def one_mode(mode: str, photos: Path, out: Path, checkpoint: str | None, workers
     from concurrent.futures import ThreadPoolExecutor
 
     started = time.perf_counter()
-    from colorful_world.colorize import Colorizer
-    from colorful_world.folder import colorize_many, output_paths
-    from colorful_world.images import find_images, load_rgb
-    from colorful_world.png import save_png
+    from colorful_world.inference.colorize import Colorizer
+    from colorful_world.inference.folder import colorize_many, output_paths
+    from colorful_world.io.images import find_images, load_rgb
+    from colorful_world.io.png import save_png
 
     files = find_images(photos)
     out.mkdir(parents=True, exist_ok=True)

@@ -22,9 +22,9 @@ from skimage import data as skdata
 
 from common import median_seconds
 from colorful_world import Colorizer
-from colorful_world.model_file import load_generator
-from colorful_world.models import UNet, count_parameters
-from colorful_world.png import DEFLATE_LEVEL, png_bytes, sub_filter
+from colorful_world.nets.model_file import load_generator
+from colorful_world.nets.models import UNet, count_parameters
+from colorful_world.io.png import DEFLATE_LEVEL, png_bytes, sub_filter
 
 
 def end_to_end_ms(colorizer: Colorizer, photo: Path, out: Path, runs: int) -> float:

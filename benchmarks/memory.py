@@ -13,9 +13,9 @@ import json
 
 import torch
 
-from colorful_world.config import PRESETS, TrainConfig
-from colorful_world.runtime import Runtime
-from colorful_world.train import build_training, train_step
+from colorful_world.core.config import PRESETS, TrainConfig
+from colorful_world.core.runtime import Runtime
+from colorful_world.training.train import build_training, train_step
 
 
 def saved_bytes(fn) -> int:

@@ -23,12 +23,12 @@ STEPS = ("start_and_exit", "import_cli", "import_torch", "load_model", "first_ph
 def one_run(photo: Path, checkpoint: str | None, backend: str) -> dict:
     """Each step's seconds, in this process (started fresh by `main`)."""
     marks = [time.perf_counter()]
-    import colorful_world.cli  # noqa: F401  (what `colorful-world` imports before parsing)
+    import colorful_world.apps.cli  # noqa: F401  (what `colorful-world` imports before parsing)
     marks.append(time.perf_counter())
     if backend == "torch":
         import torch  # noqa: F401
     marks.append(time.perf_counter())
-    from colorful_world.colorize import Colorizer
+    from colorful_world.inference.colorize import Colorizer
     colorizer = Colorizer.from_checkpoint(checkpoint, backend=backend)
     marks.append(time.perf_counter())
     for _ in range(2):

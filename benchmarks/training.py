@@ -13,10 +13,10 @@ import time
 import torch
 
 from common import median_seconds
-from colorful_world.config import PRESETS, TrainConfig
-from colorful_world.data import augment, cache_side
-from colorful_world.runtime import Runtime, local
-from colorful_world.train import build_training, train_step
+from colorful_world.core.config import PRESETS, TrainConfig
+from colorful_world.core.data import augment, cache_side
+from colorful_world.core.runtime import Runtime, local
+from colorful_world.training.train import build_training, train_step
 
 
 def throughput(config: TrainConfig, runtime: Runtime, steps: int) -> dict:

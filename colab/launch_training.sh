@@ -53,4 +53,4 @@ if [[ -z "${LOCAL_RANK:-}" ]] && ((gpus > 1)); then
     exec torchrun --standalone --nproc_per_node "$gpus" --no-python bash "$0" "$@"
 fi
 
-exec python3 -m colorful_world.launch "$COLORFUL_WORLD_HOME/notebooks/train.ipynb" "$@"
+exec python3 -m colorful_world.apps.launch "$COLORFUL_WORLD_HOME/notebooks/train.ipynb" "$@"

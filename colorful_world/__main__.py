@@ -1,3 +1,3 @@
-from colorful_world.cli import main
+from colorful_world.apps.cli import main
 
 raise SystemExit(main())

@@ -6,7 +6,7 @@ import os
 
 from apig_wsgi import make_lambda_handler
 
-from colorful_world.server import create_app
+from colorful_world.apps.server import create_app
 
 # Created once per instance, at cold start; every invocation it serves shares the model.
 # Lambda carries at most 6 MB each way, base64 (4/3) included, and a PNG answer takes about

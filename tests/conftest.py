@@ -6,8 +6,8 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).parent))  # tests/synthetic.py
 
-from colorful_world.model_file import export_generator  # noqa: E402
-from colorful_world.models import UNet  # noqa: E402
+from colorful_world.nets.model_file import export_generator  # noqa: E402
+from colorful_world.nets.models import UNet  # noqa: E402
 from synthetic import write_synthetic_photos  # noqa: E402
 
 TINY_MODEL = {"image_size": 32, "base_channels": 8, "depth": 3, "dropout": 0.0}

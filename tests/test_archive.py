@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from colorful_world import archive as archive_module
-from colorful_world.archive import (
+from colorful_world.io import archive as archive_module
+from colorful_world.io.archive import (
     ArchiveTooLargeError,
     CorruptArchiveError,
     UnsafeArchiveError,

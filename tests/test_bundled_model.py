@@ -10,8 +10,8 @@ from skimage import color as skcolor
 from skimage import data as skdata
 
 from colorful_world import Colorizer
-from colorful_world.model_file import BUNDLED_MODEL, load_model
-from colorful_world.color import colourfulness
+from colorful_world.nets.model_file import BUNDLED_MODEL, load_model
+from colorful_world.core.color import colourfulness
 
 # What the bundled model does on photos it never saw (grey is 0 colourfulness; the truths are 73 and 38),
 # and where it stands against the two models before it: on the astronaut, colourfulness 27.4 (the first
@@ -75,7 +75,7 @@ def test_colorize_works_out_of_the_box(tmp_path):
 
 
 def test_the_bundled_model_ships_as_onnx_too_with_the_same_colours():
-    from colorful_world.onnx_backend import BUNDLED_ONNX
+    from colorful_world.inference.onnx_backend import BUNDLED_ONNX
     assert BUNDLED_ONNX.stat().st_size <= 25_000_000  # 10.5 MB: float32
     onnx = Colorizer.from_checkpoint(backend="onnx")  # no path: the shipped .onnx, nothing converted
     _, config, _ = load_model(None)

@@ -5,8 +5,8 @@ import sys
 import pytest
 import torch
 
-from colorful_world import checkpoint as ckpt
-from colorful_world import model_file
+from colorful_world.nets import checkpoint as ckpt
+from colorful_world.nets import model_file
 
 
 def test_interrupted_save_leaves_the_previous_checkpoint_loadable(tmp_path, monkeypatch):
@@ -69,7 +69,7 @@ def test_export_round_trips_in_fp16(tmp_path, tiny_model):
 
 
 def test_a_torn_last_metrics_line_is_skipped_with_a_warning_when_a_run_continues(tmp_path):
-    from colorful_world.run_folder import MetricsLog
+    from colorful_world.training.run_folder import MetricsLog
 
     metrics = tmp_path / "metrics.jsonl"
     metrics.write_text('{"kind": "train", "step": 5}\n{"kind": "train", "step": 10}\n{"kind": "tra')
@@ -79,7 +79,7 @@ def test_a_torn_last_metrics_line_is_skipped_with_a_warning_when_a_run_continues
 
 
 def test_a_run_continues_with_another_schedule_but_not_another_network():
-    from colorful_world.run_folder import _differences
+    from colorful_world.training.run_folder import _differences
     saved = {"epochs": 5, "l1_epochs": 5, "lr_decay_epochs": 4, "image_size": 128, "lambda_l1": 100.0,
              "pixel_loss": "l1", "chroma_weight": 0.2}
     assert _differences(saved, {"epochs": 7, "l1_epochs": 5, "lr_decay_epochs": 2}) == []

@@ -8,7 +8,7 @@ import pytest
 from PIL import Image
 from skimage import data as skdata
 
-from colorful_world.config import TrainConfig
+from colorful_world.core.config import TrainConfig
 
 
 def _digest(path):
@@ -70,8 +70,8 @@ def test_missing_checkpoint_is_one_clear_error(tmp_path):
 def test_export_then_info_tell_where_a_model_comes_from(tmp_path, tiny_model):
     import os
 
-    from colorful_world import checkpoint as ckpt
-    from colorful_world.model_file import load_model
+    from colorful_world.nets import checkpoint as ckpt
+    from colorful_world.nets.model_file import load_model
     state, config, _ = load_model(tiny_model)
     run = tmp_path / "run"
     ckpt.save_checkpoint({"ema": state, "config": {**config, "data": "faces/", "epochs": 1, "gan_mode": "lsgan"},
@@ -115,10 +115,10 @@ def test_a_chroma_gain_travels_with_the_export_and_scales_its_colour(tmp_path, t
 
 
 def test_preset_sets_the_pix2pix_reference_and_given_flags_win(monkeypatch):
-    import colorful_world.train
-    from colorful_world.cli import main
+    import colorful_world.training.train
+    from colorful_world.apps.cli import main
     seen = {}
-    monkeypatch.setattr(colorful_world.train, "train", lambda settings, **kw: seen.update(settings=settings, **kw))
+    monkeypatch.setattr(colorful_world.training.train, "train", lambda settings, **kw: seen.update(settings=settings, **kw))
     assert main(["train", "--preset", "pix2pix", "--lambda-l1", "50", "--out", "run"]) == 0
     config = TrainConfig(**seen["settings"])
     assert (config.arch, config.image_size, config.base_channels, config.max_channels, config.depth) == \
@@ -130,21 +130,21 @@ def test_preset_sets_the_pix2pix_reference_and_given_flags_win(monkeypatch):
 def test_project_errors_are_one_sentence_and_exit_2_and_bugs_keep_their_traceback(tmp_path, monkeypatch, capsys):
     import pytest
 
-    import colorful_world.download
-    from colorful_world.cli import main
-    from colorful_world.download import DownloadError
+    import colorful_world.io.download
+    from colorful_world.apps.cli import main
+    from colorful_world.io.download import DownloadError
 
     def offline(*args, **kwargs):
         raise DownloadError("LFW could not be downloaded: no network")
 
-    monkeypatch.setattr(colorful_world.download, "prepare_lfw", offline)
+    monkeypatch.setattr(colorful_world.io.download, "prepare_lfw", offline)
     assert main(["train", "--data", "lfw", "--out", str(tmp_path / "run")]) == 2
     assert capsys.readouterr().err.strip() == "error: LFW could not be downloaded: no network"
 
     def bug(*args, **kwargs):
         raise ValueError("a bug, not the user's doing")
 
-    monkeypatch.setattr(colorful_world.download, "prepare_lfw", bug)
+    monkeypatch.setattr(colorful_world.io.download, "prepare_lfw", bug)
     with pytest.raises(ValueError, match="a bug"):
         main(["train", "--data", "lfw", "--out", str(tmp_path / "run")])
 
@@ -152,9 +152,9 @@ def test_project_errors_are_one_sentence_and_exit_2_and_bugs_keep_their_tracebac
 def test_a_model_whose_config_does_not_match_its_weights_is_one_sentence_and_exit_2(tmp_path):
     from dataclasses import asdict
 
-    from colorful_world.config import TrainConfig
-    from colorful_world.model_file import export_generator
-    from colorful_world.models import build_generator
+    from colorful_world.core.config import TrainConfig
+    from colorful_world.nets.model_file import export_generator
+    from colorful_world.nets.models import build_generator
 
     net = build_generator(TrainConfig(arch="unet", image_size=64, base_channels=8).model())
     model = tmp_path / "model.safetensors"
@@ -170,7 +170,7 @@ def test_a_model_whose_config_does_not_match_its_weights_is_one_sentence_and_exi
 
 
 def test_a_model_with_nan_weights_fails_each_photo_clearly(tmp_path, tiny_model):
-    from colorful_world.model_file import export_generator, load_model
+    from colorful_world.nets.model_file import export_generator, load_model
 
     state, config, _ = load_model(tiny_model)
     export_generator({k: v.fill_(float("nan")) if v.is_floating_point() else v for k, v in state.items()},
@@ -209,8 +209,8 @@ def test_output_that_is_a_file_or_an_empty_folder_is_one_sentence(tmp_path, tiny
 
 
 def test_an_output_folder_that_refuses_writes_fails_before_any_photo(tmp_path, tiny_model, monkeypatch):
-    from colorful_world import colorize as colorize_module
-    from colorful_world import folder
+    from colorful_world.inference import colorize as colorize_module
+    from colorful_world.inference import folder
     photo = tmp_path / "face.png"
     Image.fromarray(skdata.astronaut()[::8, ::8]).save(photo)
     out = tmp_path / "read-only"

@@ -2,7 +2,7 @@ import numpy as np
 import torch
 from skimage import color as skcolor
 
-from colorful_world.color import colourfulness, delta_e2000, lab_to_rgb, model_to_rgb, rgb_to_lab, rgb_to_model
+from colorful_world.core.color import colourfulness, delta_e2000, lab_to_rgb, model_to_rgb, rgb_to_lab, rgb_to_model
 
 
 def _as_image(rgb: np.ndarray) -> torch.Tensor:

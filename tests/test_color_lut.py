@@ -2,8 +2,8 @@ import numpy as np
 import torch
 from skimage import data as skdata
 
-from colorful_world.color import lab_to_rgb, rgb_to_lab
-from colorful_world.color_lut import lab_to_srgb_u8, lightness_u8
+from colorful_world.core.color import lab_to_rgb, rgb_to_lab
+from colorful_world.core.color_lut import lab_to_srgb_u8, lightness_u8
 
 
 def test_lightness_matches_the_float_conversion_for_colour_and_grey_photos():

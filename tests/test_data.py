@@ -4,7 +4,7 @@ import pytest
 import torch
 from PIL import Image
 
-from colorful_world import data
+from colorful_world.core import data
 from synthetic import write_synthetic_photos
 
 
@@ -59,7 +59,7 @@ def test_missing_data_is_a_clear_error(tmp_path):
 
 
 def test_data_lfw_gets_the_photos_through_the_downloader(mixed_folder, tmp_path, monkeypatch):
-    from colorful_world import download
+    from colorful_world.io import download
     calls = []
     monkeypatch.setattr(download, "prepare_lfw", lambda: calls.append(1) or mixed_folder)
     splits = data.load_splits("lfw", 32, 0.2, 0, 5.0, tmp_path / "cache", progress=False)

@@ -1,7 +1,7 @@
 import subprocess
 import sys
 
-from colorful_world.checkpoint import list_checkpoints, load_checkpoint
+from colorful_world.nets.checkpoint import list_checkpoints, load_checkpoint
 
 
 def test_two_processes_train_under_torchrun_and_save_one_checkpoint(synthetic_folder, tmp_path):

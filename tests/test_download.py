@@ -16,8 +16,8 @@ import gdown
 import pytest
 from PIL import Image
 
-from colorful_world import download
-from colorful_world.download import DownloadError, add_arguments, main_from_args, prepare_lfw
+from colorful_world.io import download
+from colorful_world.io.download import DownloadError, add_arguments, main_from_args, prepare_lfw
 
 PEOPLE = ("Grace_Hopper", "Katherine_Johnson", "Margaret_Hamilton")
 ARCHIVE_NAME = "lfw-test.tgz"
@@ -319,7 +319,7 @@ def test_cli_prints_the_ready_folder_last(tmp_path, lfw_tgz, capsys):
 
 
 def test_colab_defaults_cache_in_drive_and_extract_locally(tmp_path, monkeypatch):
-    from colorful_world import paths
+    from colorful_world.io import paths
     monkeypatch.setenv("COLAB_RELEASE_TAG", "test")
     monkeypatch.setattr(paths, "COLAB_ROOT", tmp_path)  # Colab's /content
     monkeypatch.setattr(download, "COLAB_DRIVE", tmp_path / "MyDrive")

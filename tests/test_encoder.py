@@ -14,12 +14,12 @@ from safetensors.torch import load_file, save_file
 from skimage import data as skdata
 
 from colorful_world import Colorizer
-from colorful_world.checkpoint import CheckpointError
-from colorful_world.model_file import export_generator, load_generator
-from colorful_world.config import MODEL_FORMAT, ModelConfig, TrainConfig
-from colorful_world.encoders import IMAGENET_MEAN, IMAGENET_STD, EncoderWeightsError, load_classifier
-from colorful_world.mobilenet import MobileNetV2Features
-from colorful_world.models import EncoderUNet, build_generator, count_parameters
+from colorful_world.nets.checkpoint import CheckpointError
+from colorful_world.nets.model_file import export_generator, load_generator
+from colorful_world.core.config import MODEL_FORMAT, ModelConfig, TrainConfig
+from colorful_world.nets.encoders import IMAGENET_MEAN, IMAGENET_STD, EncoderWeightsError, load_classifier
+from colorful_world.nets.mobilenet import MobileNetV2Features
+from colorful_world.nets.models import EncoderUNet, build_generator, count_parameters
 
 SHARED_WEIGHTS = Path(__file__).resolve().parents[2] / "shared" / "weights" / "mobilenet_v2_imagenet.safetensors"
 CATS, ESPRESSO = range(281, 286), 967  # ImageNet classes: tabby ... Egyptian cat; espresso

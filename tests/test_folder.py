@@ -12,8 +12,9 @@ import pytest
 from PIL import Image
 from skimage import data as skdata
 
-from colorful_world import Colorizer, folder
-from colorful_world.png import png_bytes
+from colorful_world import Colorizer
+from colorful_world.inference import folder
+from colorful_world.io.png import png_bytes
 
 
 @pytest.fixture(scope="module")

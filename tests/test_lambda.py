@@ -145,7 +145,7 @@ def test_bad_size_and_unknown_route_are_json(handler):
 ])
 def test_environment(monkeypatch, env, expected):
     """MODEL and BACKEND reach create_app as they are; unset or empty means the defaults."""
-    from colorful_world import server
+    from colorful_world.apps import server
 
     calls = []
     monkeypatch.setattr(server, "create_app", lambda **kwargs: calls.append(kwargs))

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import nbformat
 
-from colorful_world.checkpoint import list_checkpoints, load_checkpoint
+from colorful_world.nets.checkpoint import list_checkpoints, load_checkpoint
 
 ROOT = Path(__file__).resolve().parents[1]
 LAUNCHER = ROOT / "colab" / "launch_training.sh"

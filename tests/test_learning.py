@@ -1,6 +1,6 @@
-from colorful_world.config import TrainConfig
-from colorful_world.evaluate import calibrate_chroma, evaluate
-from colorful_world.train import train
+from colorful_world.core.config import TrainConfig
+from colorful_world.inference.evaluate import calibrate_chroma, evaluate
+from colorful_world.training.train import train
 
 
 def test_trained_generator_beats_the_mean_colour_on_held_out_photos(synthetic_folder, tmp_path):

@@ -7,10 +7,10 @@ from PIL import Image
 from skimage import color as skcolor
 
 from colorful_world import Colorizer
-from colorful_world.data import augment, epoch_order, split_by_person
-from colorful_world.images import load_rgb
-from colorful_world.models import PatchDiscriminator, UNet, count_parameters, receptive_field
-from colorful_world.png import png_bytes
+from colorful_world.core.data import augment, epoch_order, split_by_person
+from colorful_world.io.images import load_rgb
+from colorful_world.nets.models import PatchDiscriminator, UNet, count_parameters, receptive_field
+from colorful_world.io.png import png_bytes
 
 
 @pytest.mark.parametrize("depth,size", [(3, 32), (5, 64), (8, 256)])
@@ -120,9 +120,9 @@ def test_colorizer_works_at_another_size_and_refuses_a_bad_one(tiny_model):
 
 @pytest.mark.parametrize("arch", ["encoder_unet", "unet"])
 def test_folding_batch_norms_keeps_the_function(arch):
-    from colorful_world.config import TrainConfig
-    from colorful_world.models import build_generator
-    from colorful_world.predict import TorchNetwork
+    from colorful_world.core.config import TrainConfig
+    from colorful_world.nets.models import build_generator
+    from colorful_world.nets.predict import TorchNetwork
 
     torch.manual_seed(0)
     net = build_generator(TrainConfig(arch=arch, image_size=64, base_channels=8).model())

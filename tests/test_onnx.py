@@ -6,7 +6,7 @@ from PIL import Image
 from skimage import data as skdata
 
 from colorful_world import Colorizer
-from colorful_world.model_file import load_model
+from colorful_world.nets.model_file import load_model
 
 
 def _photo() -> Image.Image:
@@ -42,7 +42,7 @@ def test_server_runs_on_the_onnx_backend(tiny_model, tmp_path, monkeypatch):
     import requests
     from test_server import encode, serving
 
-    from colorful_world.server import create_app
+    from colorful_world.apps.server import create_app
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
     with serving(create_app(checkpoint=str(tiny_model), backend="onnx")) as base:
         answer = requests.post(f"{base}/colorize", files={"image": encode(_photo(), "PNG")}, timeout=60)
@@ -58,7 +58,7 @@ class NoTorch(importlib.abc.MetaPathFinder):  # as in an image where torch is no
             raise ModuleNotFoundError(f"No module named {name!r}")
 sys.meta_path.insert(0, NoTorch())
 from PIL import Image
-from colorful_world.server import create_app
+from colorful_world.apps.server import create_app
 app = create_app(checkpoint=sys.argv[1], backend="onnx").test_client()
 answer = app.post("/colorize", data=open(sys.argv[2], "rb").read())
 assert answer.status_code == 200, answer.data

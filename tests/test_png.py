@@ -6,8 +6,8 @@ import pytest
 from PIL import Image
 from skimage import data as skdata
 
-from colorful_world import png
-from colorful_world.png import png_bytes
+from colorful_world.io import png
+from colorful_world.io.png import png_bytes
 
 
 def _idat(png_file: bytes) -> bytes:

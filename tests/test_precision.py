@@ -6,12 +6,12 @@ import json
 import pytest
 import torch
 
-from colorful_world import checkpoint as ckpt
-from colorful_world import runtime as rt
-from colorful_world import train as training
-from colorful_world.config import TrainConfig
-from colorful_world.models import PatchDiscriminator, UNet
-from colorful_world.runtime import Runtime, choose_precision
+from colorful_world.nets import checkpoint as ckpt
+from colorful_world.core import runtime as rt
+from colorful_world.training import train as training
+from colorful_world.core.config import TrainConfig
+from colorful_world.nets.models import PatchDiscriminator, UNet
+from colorful_world.core.runtime import Runtime, choose_precision
 
 
 @pytest.mark.parametrize("capability, name, expected", [((7, 5), "Tesla T4", torch.float16),

@@ -8,7 +8,7 @@ import time
 import pytest
 import torch
 
-from colorful_world.checkpoint import list_checkpoints, load_checkpoint
+from colorful_world.nets.checkpoint import list_checkpoints, load_checkpoint
 
 STEPS_PER_EPOCH = 20  # 160 training photos / batch 8
 
@@ -129,7 +129,7 @@ def test_a_second_training_on_the_same_folder_is_refused_and_a_killed_ones_lock_
 
 def test_a_full_disk_during_a_save_is_one_sentence_and_the_same_command_goes_on(
         synthetic_folder, tmp_path, monkeypatch, capsys):
-    from colorful_world import cli
+    from colorful_world.apps import cli
     out = tmp_path / "run"
     argv = train_command(synthetic_folder, out, tmp_path / "cache")[3:]
     real_save, calls = torch.save, []

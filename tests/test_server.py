@@ -28,8 +28,9 @@ import requests
 from PIL import Image
 from skimage import data as skdata
 
-from colorful_world import Colorizer, server
-from colorful_world.server import add_arguments, create_app, main_from_args, make_server
+from colorful_world import Colorizer
+from colorful_world.apps import server
+from colorful_world.apps.server import add_arguments, create_app, main_from_args, make_server
 
 ARTIFACTS = Path(__file__).parent / "artifacts"
 CHROMIUM = "/usr/bin/chromium"
@@ -403,7 +404,7 @@ def test_concurrent_load_200_requests_8_in_flight(url, colorizer, loads, capsys)
         print(report)
 
 
-SERVE = ("import argparse, sys; from colorful_world.server import add_arguments, main_from_args; "
+SERVE = ("import argparse, sys; from colorful_world.apps.server import add_arguments, main_from_args; "
          "sys.exit(main_from_args(add_arguments(argparse.ArgumentParser()).parse_args()))")
 
 

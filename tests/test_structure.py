@@ -7,56 +7,56 @@ from pathlib import Path
 
 import pytest
 
-from colorful_world.cli import build_parser
-from colorful_world.config import GAN_MODES, TrainConfig
-from colorful_world.launch import notebook_parameters
-from colorful_world.train import GAN_LOSSES
+from colorful_world.apps.cli import build_parser
+from colorful_world.core.config import GAN_MODES, TrainConfig
+from colorful_world.apps.launch import notebook_parameters
+from colorful_world.training.train import GAN_LOSSES
 
 PACKAGE = Path(__file__).resolve().parents[1] / "colorful_world"
 NOTEBOOK = PACKAGE.parent / "notebooks" / "train.ipynb"
 
-# Every module in one layer; a layer imports only from itself and the layers it lists.
+# Every folder of the package is a layer; a layer imports only from itself and the layers it lists.
+# The package's own __init__ and __main__ are doors too.
 LAYERS = {
-    "helpers": ({"errors", "paths", "images", "png", "archive", "download"}, set()),
-    "core": ({"color", "color_lut", "units", "resize", "config", "encoders", "mobilenet", "models", "data", "metrics", "runtime", "predict",
-              "report", "checkpoint", "model_file"}, {"helpers"}),
-    "training": ({"train", "run_folder"}, {"core", "helpers"}),
-    "inference": ({"colorize", "folder", "onnx_backend", "evaluate"}, {"core", "helpers"}),
-    "apps": ({"cli", "server", "http_limits", "widget", "launch", "notebook", "__main__", "__init__"},
-             {"training", "inference", "core", "helpers"}),
+    "io": set(),
+    "core": {"io"},
+    "nets": {"core", "io"},
+    "training": {"nets", "core", "io"},
+    "inference": {"nets", "core", "io"},
+    "apps": {"training", "inference", "nets", "core", "io"},
 }
+MODULES = sorted(PACKAGE.rglob("*.py"))
 
 
-def layer_of(module: str) -> str:
-    return next(name for name, (modules, _) in LAYERS.items() if module in modules)
+def layer_of(path: Path) -> str:
+    folder = path.relative_to(PACKAGE).parts[0]
+    return folder if folder in LAYERS else "apps"
 
 
-def imported_modules(path: Path) -> set[str]:
-    """Modules of the package that a file imports, at the top or inside a function."""
+def imported_layers(path: Path) -> set[str]:
+    """Layers of the package that a file imports from, at the top or inside a function."""
     found = set()
     for node in ast.walk(ast.parse(path.read_text())):
+        names = []
         if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("colorful_world"):
-            if node.module == "colorful_world":
-                found |= {alias.name for alias in node.names}
-            else:
-                found.add(node.module.split(".")[1])
+            names = [node.module] if node.module != "colorful_world" else [f"colorful_world.{a.name}" for a in node.names]
         elif isinstance(node, ast.Import):
-            found |= {a.name.split(".")[1] for a in node.names if a.name.startswith("colorful_world.")}
+            names = [a.name for a in node.names]
+        found |= {name.split(".")[1] for name in names if name.startswith("colorful_world.")}
     return found
 
 
-def test_every_module_has_a_layer():
-    modules = {p.stem for p in PACKAGE.glob("*.py")}
-    placed = set().union(*(m for m, _ in LAYERS.values()))
-    assert modules == placed, f"unplaced: {modules - placed}; gone: {placed - modules}"
+def test_every_module_is_in_a_layer_folder():
+    loose = [p.name for p in PACKAGE.glob("*.py") if p.name not in ("__init__.py", "__main__.py")]
+    assert not loose, f"modules outside a layer folder: {loose}"
+    assert {p.name for p in PACKAGE.iterdir() if p.is_dir() and (p / "__init__.py").exists()} == set(LAYERS)
 
 
-@pytest.mark.parametrize("path", sorted(PACKAGE.glob("*.py")), ids=lambda p: p.stem)
+@pytest.mark.parametrize("path", MODULES, ids=lambda p: str(p.relative_to(PACKAGE)))
 def test_imports_run_one_way(path):
-    own = layer_of(path.stem)
-    allowed = {own} | LAYERS[own][1]
-    wrong = {m: layer_of(m) for m in imported_modules(path) if layer_of(m) not in allowed}
-    assert not wrong, f"{path.name} ({own}) imports {wrong}"
+    own = layer_of(path)
+    wrong = imported_layers(path) - {own} - LAYERS[own]
+    assert not wrong, f"{path.relative_to(PACKAGE)} ({own}) imports {wrong}"
 
 
 def test_every_training_setting_reaches_the_cli_the_notebook_and_the_launcher():

@@ -1,10 +1,10 @@
 import pytest
 import torch
 
-from colorful_world.config import TrainConfig
-from colorful_world.models import PatchDiscriminator, UNet
-from colorful_world.runtime import Runtime
-from colorful_world.train import learning_rate, train_step
+from colorful_world.core.config import TrainConfig
+from colorful_world.nets.models import PatchDiscriminator, UNet
+from colorful_world.core.runtime import Runtime
+from colorful_world.training.train import learning_rate, train_step
 
 
 @pytest.mark.parametrize("amp_dtype", [None, torch.bfloat16], ids=["float32", "bf16-autocast"])
@@ -37,7 +37,7 @@ def test_learning_rate_is_constant_then_decays_linearly_to_zero():
 
 
 def test_the_encoder_can_learn_slower_than_the_decoder():
-    from colorful_world.train import build_training
+    from colorful_world.training.train import build_training
     config = TrainConfig(image_size=32, encoder_weights="random", encoder_lr=0.1)
     G, _, opt_g, _, _ = build_training(config, Runtime(torch.device("cpu"), None))
     decoder, encoder = opt_g.param_groups
@@ -49,7 +49,7 @@ def test_the_encoder_can_learn_slower_than_the_decoder():
 
 
 def test_an_optimizer_saved_in_one_group_continues_in_two():
-    from colorful_world.train import _in_groups, build_training
+    from colorful_world.training.train import _in_groups, build_training
     config = TrainConfig(image_size=32, encoder_weights="random", encoder_lr=0.1)
     G, _, opt_g, _, _ = build_training(config, Runtime(torch.device("cpu"), None))
     params = list(G.parameters())
@@ -64,8 +64,8 @@ def test_an_optimizer_saved_in_one_group_continues_in_two():
 
 
 def test_each_pixel_loss_is_zero_at_the_truth_and_grows_with_the_error():
-    from colorful_world.color import rgb_to_model
-    from colorful_world.train import pixel_loss
+    from colorful_world.core.color import rgb_to_model
+    from colorful_world.training.train import pixel_loss
     torch.manual_seed(0)
     rgb = torch.rand(2, 3, 16, 16)
     l_norm, ab = rgb_to_model(rgb)

@@ -16,9 +16,10 @@ import pytest
 from PIL import Image
 from skimage import data as skdata
 
-from colorful_world import model_file, paths
-from colorful_world.run_folder import find_model
-from colorful_world.widget import PREVIEW_SIDE, colorize_widget
+from colorful_world.nets import model_file
+from colorful_world.io import paths
+from colorful_world.training.run_folder import find_model
+from colorful_world.apps.widget import PREVIEW_SIDE, colorize_widget
 
 
 @pytest.fixture

@@ -19,7 +19,7 @@ from pathlib import Path, PurePosixPath, PureWindowsPath
 
 from tqdm.auto import tqdm
 
-from colorful_world.errors import UserError
+from colorful_world.io.errors import UserError
 
 COMPLETE_MARKER = ".complete"
 ARCHIVE_SUFFIXES = (".tar.gz", ".tgz", ".tar", ".zip")

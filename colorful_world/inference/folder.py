@@ -17,10 +17,10 @@ from pathlib import Path
 from PIL import Image
 from tqdm.auto import tqdm
 
-from colorful_world.colorize import Colorizer
-from colorful_world.errors import UserError
-from colorful_world.images import IMAGE_SUFFIXES, BadImageError, find_images
-from colorful_world.png import made_here
+from colorful_world.inference.colorize import Colorizer
+from colorful_world.io.errors import UserError
+from colorful_world.io.images import IMAGE_SUFFIXES, BadImageError, find_images
+from colorful_world.io.png import made_here
 
 # Pixels being worked on at once, across workers: about 0.9 GB at 14 bytes a pixel. Forty 1 MP
 # album pages fit; a 40 MP scan goes through alone, so a huge photo costs one photo's memory.

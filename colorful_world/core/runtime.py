@@ -9,7 +9,7 @@ from dataclasses import dataclass
 import torch
 import torch.distributed as dist
 
-from colorful_world.errors import ConfigError
+from colorful_world.io.errors import ConfigError
 
 
 @dataclass(frozen=True)

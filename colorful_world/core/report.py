@@ -8,7 +8,7 @@ import torch
 from matplotlib.figure import Figure  # a figure of its own: pyplot's global backend stays as the user set it
 from torchvision.utils import make_grid, save_image
 
-from colorful_world.color import model_to_rgb, rgb_to_model
+from colorful_world.core.color import model_to_rgb, rgb_to_model
 
 
 @torch.no_grad()

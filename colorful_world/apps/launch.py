@@ -1,7 +1,7 @@
 """The launcher behind colab/launch_training.sh: flags and YAML files -> train.ipynb's
 parameters; then papermill runs the notebook into the run folder.
 
-`python -m colorful_world.launch NOTEBOOK [--config F.yaml] [--NAME VALUE ...]`
+`python -m colorful_world.apps.launch NOTEBOOK [--config F.yaml] [--NAME VALUE ...]`
 """
 
 import argparse
@@ -13,9 +13,9 @@ from pathlib import Path
 import papermill
 import yaml
 
-from colorful_world.cli import build_parser
-from colorful_world.config import TrainConfig
-from colorful_world.run_folder import DEFAULT_RUN, run_dir
+from colorful_world.apps.cli import build_parser
+from colorful_world.core.config import TrainConfig
+from colorful_world.training.run_folder import DEFAULT_RUN, run_dir
 
 FIELD_TYPES = {f.name: type(f.default) for f in fields(TrainConfig)}
 

@@ -8,8 +8,8 @@ import sys
 from dataclasses import fields
 from pathlib import Path
 
-from colorful_world.config import PRESETS, TrainConfig
-from colorful_world.errors import UserError
+from colorful_world.core.config import PRESETS, TrainConfig
+from colorful_world.io.errors import UserError
 
 TRAIN_HELP = {
     "data": "folder of colour photos (searched recursively), a .tgz/.tar/.zip of one, or 'lfw' to download LFW",
@@ -64,7 +64,7 @@ def _add_train(sub) -> None:
 
 
 def _train(args) -> int:
-    from colorful_world.train import train
+    from colorful_world.training.train import train
     given = {f.name: getattr(args, f.name) for f in fields(TrainConfig) if getattr(args, f.name) is not None}
     given = PRESETS.get(args.preset, {}) | given
     train(given, fresh=args.fresh, progress=not args.no_progress)
@@ -72,8 +72,8 @@ def _train(args) -> int:
 
 
 def _colorize(args) -> int:
-    from colorful_world.colorize import Colorizer
-    from colorful_world.folder import colorize_files
+    from colorful_world.inference.colorize import Colorizer
+    from colorful_world.inference.folder import colorize_files
     # `kill` and container stops send SIGTERM: stop as Ctrl-C does, letting running writes finish.
     signal.signal(signal.SIGTERM, signal.default_int_handler)
     colorizer = Colorizer.from_checkpoint(args.checkpoint, backend=args.backend)
@@ -84,7 +84,7 @@ def _colorize(args) -> int:
 
 
 def _info(args) -> int:
-    from colorful_world.model_file import load_model, model_path
+    from colorful_world.nets.model_file import load_model, model_path
     _, config, provenance = load_model(args.checkpoint)
     print(f"model: {model_path(args.checkpoint)}")
     print(json.dumps({"provenance": provenance, "config": config}, indent=2))
@@ -94,8 +94,8 @@ def _info(args) -> int:
 def _export(args) -> int:
     from datetime import datetime, timezone
 
-    from colorful_world.model_file import export_generator, load_model
-    from colorful_world.run_folder import provenance as run_provenance
+    from colorful_world.nets.model_file import export_generator, load_model
+    from colorful_world.training.run_folder import provenance as run_provenance
     state, config, saved = load_model(args.checkpoint)
     steps = saved.get("step", saved.get("steps", 0))  # a training checkpoint's, or an export's
     made = datetime.fromtimestamp(Path(args.checkpoint).stat().st_mtime, timezone.utc)  # its own date, not today's
@@ -104,7 +104,7 @@ def _export(args) -> int:
     if args.chroma_gain == "auto":
         if not args.data:
             raise UserError("--chroma-gain auto measures the model on its training photos: give --data")
-        from colorful_world.evaluate import calibrate_chroma
+        from colorful_world.inference.evaluate import calibrate_chroma
         changes["chroma_gain"] = round(calibrate_chroma(args.checkpoint, args.data, args.cache_dir), 3)
         print(f"chroma gain {changes['chroma_gain']} (calibrated on the training photos)")
     elif args.chroma_gain:
@@ -115,14 +115,14 @@ def _export(args) -> int:
         if not 0 < changes["chroma_gain"] < 10:
             raise UserError(f"--chroma-gain takes a factor from 0 to 10 or 'auto', not {args.chroma_gain!r}")
     if args.data:
-        from colorful_world.evaluate import evaluate
+        from colorful_world.inference.evaluate import evaluate
         gain = changes.get("chroma_gain")
         provenance["validation"] = evaluate(args.checkpoint, args.data, args.cache_dir, chroma_gain=gain)
         provenance["validation_tight_crops"] = evaluate(args.checkpoint, args.data, args.cache_dir, framing="crop",
                                                         chroma_gain=gain)
     provenance["note"] = args.note
     if args.onnx:
-        from colorful_world.onnx_backend import export_onnx
+        from colorful_world.inference.onnx_backend import export_onnx
         export_onnx(args.checkpoint, Path(args.output), provenance, changes)
     else:
         export_generator(state, config | changes, Path(args.output), fp16=args.fp16, provenance=provenance)
@@ -131,7 +131,7 @@ def _export(args) -> int:
 
 
 def _evaluate(args) -> int:
-    from colorful_world.evaluate import evaluate, format_table
+    from colorful_world.inference.evaluate import evaluate, format_table
     results = evaluate(args.checkpoint, args.data, args.cache_dir, progress=not args.no_progress, size=args.size,
                        framing=args.framing)
     print(format_table(results))
@@ -141,12 +141,12 @@ def _evaluate(args) -> int:
 
 
 def _download(args) -> int:
-    from colorful_world.download import main_from_args
+    from colorful_world.io.download import main_from_args
     return main_from_args(args)
 
 
 def _serve(args) -> int:
-    from colorful_world.server import main_from_args
+    from colorful_world.apps.server import main_from_args
     return main_from_args(args)
 
 
@@ -197,9 +197,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", default=None, help="also write the figures to this JSON file")
     p.add_argument("--no-progress", action="store_true")
 
-    from colorful_world.download import add_arguments
+    from colorful_world.io.download import add_arguments
     add_arguments(sub.add_parser("download-lfw", help="download, verify and extract LFW"))
-    from colorful_world.server import add_arguments as add_serve_arguments
+    from colorful_world.apps.server import add_arguments as add_serve_arguments
     add_serve_arguments(sub.add_parser("serve", help="an HTTP API and upload page for colorizing "
                                                      "(needs the serve extra)"))
     return parser

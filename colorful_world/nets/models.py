@@ -5,7 +5,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from colorful_world.config import ModelConfig
+from colorful_world.core.config import ModelConfig
 
 
 class SkipBlock(nn.Module):
@@ -114,7 +114,7 @@ class EncoderUNet(nn.Module):
     def __init__(self, encoder: str = "mobilenet_v2", weights: str = "random", base_channels: int = 16,
                  max_channels: int = 256):
         super().__init__()
-        from colorful_world.encoders import IMAGENET_MEAN, IMAGENET_STD, feature_stages
+        from colorful_world.nets.encoders import IMAGENET_MEAN, IMAGENET_STD, feature_stages
         self.stages, skips = split_by_resolution(feature_stages(encoder, weights))
         self.depth = len(self.stages)
         widths = [min(base_channels * 2 ** k, max_channels) for k in range(self.depth)]

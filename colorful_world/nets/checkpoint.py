@@ -9,7 +9,7 @@ from pathlib import Path
 
 import torch
 
-from colorful_world.errors import CheckpointError, UserError
+from colorful_world.io.errors import CheckpointError, UserError
 
 CHECKPOINT_DIR = "checkpoints"
 

@@ -8,7 +8,7 @@ a tanh output covers the whole sRGB gamut.
 import kornia.color
 import torch
 
-from colorful_world.units import AB_SCALE, normalize_l
+from colorful_world.core.units import AB_SCALE, normalize_l
 
 
 

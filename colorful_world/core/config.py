@@ -6,7 +6,7 @@ Kept free of torch so the command line starts fast.
 import math
 from dataclasses import dataclass, fields
 
-from colorful_world.errors import ConfigError
+from colorful_world.io.errors import ConfigError
 
 GAN_MODES = ("vanilla", "lsgan")
 PIXEL_LOSSES = ("l1", "mse", "rgb_mse")
@@ -69,7 +69,7 @@ class ModelConfig:
         if self.image_size % 2 ** self.depth:
             raise ConfigError(f"image_size {self.image_size} must be a multiple of 2**depth = {2 ** self.depth}")
         if self.arch == "encoder_unet":
-            from colorful_world.encoders import ENCODERS
+            from colorful_world.nets.encoders import ENCODERS
             if self.encoder not in ENCODERS:
                 raise ConfigError(f"unknown encoder {self.encoder!r}; choose one of {', '.join(ENCODERS)}")
 

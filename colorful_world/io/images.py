@@ -6,7 +6,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageCms, ImageOps
 
-from colorful_world.errors import UserError
+from colorful_world.io.errors import UserError
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".gif"}
 MAX_PIXELS = 80_000_000  # the ceiling of every door: a 9000x9000 scan passes, a decompression bomb does not

@@ -7,7 +7,7 @@ import torch
 import torch.nn.functional as F
 from torch.nn.utils.fusion import fuse_conv_bn_weights
 
-from colorful_world import runtime as rt
+from colorful_world.core import runtime as rt
 
 
 def predict_ab(generator, l_norm: torch.Tensor, size: int, runtime: rt.Runtime) -> torch.Tensor:

@@ -25,10 +25,10 @@ import torch.nn.functional as F
 from PIL import Image
 from tqdm.auto import tqdm
 
-from colorful_world.archive import is_archive, safe_extract
-from colorful_world.color import colourfulness
-from colorful_world.errors import UserError
-from colorful_world.images import BadImageError, find_images, load_rgb
+from colorful_world.io.archive import is_archive, safe_extract
+from colorful_world.core.color import colourfulness
+from colorful_world.io.errors import UserError
+from colorful_world.io.images import BadImageError, find_images, load_rgb
 
 TIGHT_CROP = 0.5  # the validation's tight framing: the central half of the side (LFW: the face)
 
@@ -46,7 +46,7 @@ class DataError(UserError, ValueError):
 def resolve_data(data: str, cache_dir: Path) -> Path:
     """--data as given -> a folder of photos: 'lfw' (downloaded), an archive, or a folder."""
     if data == "lfw":
-        from colorful_world.download import prepare_lfw  # network code only when asked for
+        from colorful_world.io.download import prepare_lfw  # network code only when asked for
         return prepare_lfw()
     path = Path(data).expanduser()
     if not path.exists():

@@ -4,14 +4,14 @@ from pathlib import Path
 
 import torch
 
-from colorful_world import runtime as rt
-from colorful_world.model_file import load_generator
-from colorful_world.color import rgb_to_model
-from colorful_world.data import TIGHT_CROP, centre_crop, load_splits, resize_u8
-from colorful_world.paths import decoded_cache_dir
-from colorful_world.metrics import mean_ab, score
-from colorful_world.predict import predict_ab
-from colorful_world.report import save_samples
+from colorful_world.core import runtime as rt
+from colorful_world.nets.model_file import load_generator
+from colorful_world.core.color import rgb_to_model
+from colorful_world.core.data import TIGHT_CROP, centre_crop, load_splits, resize_u8
+from colorful_world.io.paths import decoded_cache_dir
+from colorful_world.core.metrics import mean_ab, score
+from colorful_world.nets.predict import predict_ab
+from colorful_world.core.report import save_samples
 
 
 FRAMINGS = ("whole", "crop")

@@ -9,12 +9,12 @@ import torch
 from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 
-from colorful_world.checkpoint import CheckpointError, load_checkpoint
-from colorful_world.config import ModelConfig
-from colorful_world.models import build_generator
+from colorful_world.nets.checkpoint import CheckpointError, load_checkpoint
+from colorful_world.core.config import ModelConfig
+from colorful_world.nets.models import build_generator
 
 EXPORT_NAME = "generator.safetensors"
-BUNDLED_MODEL = Path(__file__).parent / "weights" / "faces.safetensors"
+BUNDLED_MODEL = Path(__file__).parents[1] / "weights" / "faces.safetensors"
 
 
 def export_generator(state_dict: dict, config: dict, path: Path, fp16: bool = False,

@@ -11,12 +11,12 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from colorful_world.color_lut import lab_to_srgb_u8, lightness_u8
-from colorful_world.errors import CheckpointError
-from colorful_world.images import load_rgb
-from colorful_world.png import PngWriter
-from colorful_world.resize import photo_size_rows, to_working_size
-from colorful_world.units import AB_SCALE, normalize_l
+from colorful_world.core.color_lut import lab_to_srgb_u8, lightness_u8
+from colorful_world.io.errors import CheckpointError
+from colorful_world.io.images import load_rgb
+from colorful_world.io.png import PngWriter
+from colorful_world.core.resize import photo_size_rows, to_working_size
+from colorful_world.core.units import AB_SCALE, normalize_l
 
 
 @dataclass
@@ -42,7 +42,7 @@ class Colorizer:
         if hasattr(generator, "session"):  # ONNX Runtime's: numpy in, numpy out already
             self.network = generator
         else:
-            from colorful_world.predict import TorchNetwork
+            from colorful_world.nets.predict import TorchNetwork
             self.network = TorchNetwork(generator, device)
         self.generator = generator
         self.image_size = image_size
@@ -58,10 +58,10 @@ class Colorizer:
         backend "onnx" runs the network on ONNX Runtime (the `onnx` extra), faster on a CPU.
         """
         if backend == "onnx":
-            from colorful_world.onnx_backend import load_onnx_generator
+            from colorful_world.inference.onnx_backend import load_onnx_generator
             generator, config = load_onnx_generator(path)
         elif backend == "torch":
-            from colorful_world.model_file import load_generator
+            from colorful_world.nets.model_file import load_generator
             generator, config, _ = load_generator(path)
         else:
             raise ValueError(f"unknown backend {backend!r}; choose torch or onnx")

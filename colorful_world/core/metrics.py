@@ -5,8 +5,8 @@ from collections.abc import Callable
 import kornia.metrics
 import torch
 
-from colorful_world.color import colourfulness, delta_e2000, model_to_rgb, rgb_to_lab, rgb_to_model
-from colorful_world.units import AB_SCALE
+from colorful_world.core.color import colourfulness, delta_e2000, model_to_rgb, rgb_to_lab, rgb_to_model
+from colorful_world.core.units import AB_SCALE
 
 
 def psnr(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:

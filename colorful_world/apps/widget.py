@@ -17,13 +17,13 @@ import requests
 import torch
 from PIL import Image
 
-from colorful_world.checkpoint import CheckpointError
-from colorful_world.run_folder import find_model
-from colorful_world.color import model_to_rgb, rgb_to_model
-from colorful_world.colorize import Colorizer
-from colorful_world.images import BadImageError, open_image, split_alpha
-from colorful_world.paths import on_colab
-from colorful_world.png import png_bytes
+from colorful_world.nets.checkpoint import CheckpointError
+from colorful_world.training.run_folder import find_model
+from colorful_world.core.color import model_to_rgb, rgb_to_model
+from colorful_world.inference.colorize import Colorizer
+from colorful_world.io.images import BadImageError, open_image, split_alpha
+from colorful_world.io.paths import on_colab
+from colorful_world.io.png import png_bytes
 
 PREVIEW_SIDE = 320  # the three previews fit side by side; the download keeps every pixel
 URL_TIMEOUT_S = (10, 60)  # connect, then between bytes

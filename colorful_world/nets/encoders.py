@@ -13,8 +13,8 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from colorful_world.errors import UserError
-from colorful_world.mobilenet import MobileNetV2Features
+from colorful_world.io.errors import UserError
+from colorful_world.nets.mobilenet import MobileNetV2Features
 
 WEIGHTS_ENV = "COLORFUL_WORLD_ENCODER_WEIGHTS"  # a safetensors file used when --encoder-weights is imagenet
 

@@ -30,14 +30,14 @@ from typing import TYPE_CHECKING, Callable
 
 from PIL import Image, UnidentifiedImageError
 
-from colorful_world import images
-from colorful_world.errors import ConfigError
+from colorful_world.io import images
+from colorful_world.io.errors import ConfigError
 
 if TYPE_CHECKING:
     from cheroot.wsgi import Server
     from flask import Flask
 
-    from colorful_world.colorize import Colorizer
+    from colorful_world.inference.colorize import Colorizer
 
 MAX_BYTES = 10_000_000  # the whole request body, multipart framing included
 MAX_PIXELS = 40_000_000  # the server's default, lower than images.MAX_PIXELS: it bounds one request's memory
@@ -52,7 +52,7 @@ FORMATS = tuple(sorted({Image.registered_extensions()[s] for s in images.IMAGE_S
 
 def _loader(backend: str) -> Callable[[str | None], Colorizer]:
     def load(checkpoint: str | None) -> Colorizer:
-        from colorful_world.colorize import Colorizer  # imports torch: only once a model is wanted
+        from colorful_world.inference.colorize import Colorizer  # imports torch: only once a model is wanted
         return Colorizer.from_checkpoint(checkpoint, backend=backend)
     return load
 
@@ -102,7 +102,7 @@ def create_app(colorizer: Colorizer | None = None, checkpoint: str | None = None
     model_lock = threading.Lock()
     photos_at_once = threading.BoundedSemaphore(in_flight)
 
-    from colorful_world.http_limits import BoundedBody
+    from colorful_world.apps.http_limits import BoundedBody
 
     app = Flask(__name__)
     app.config["MAX_CONTENT_LENGTH"] = max_bytes
@@ -244,7 +244,7 @@ def make_server(app, host: str = "127.0.0.1", port: int = 8000, max_bytes: int =
     """
     from cheroot.wsgi import Server
 
-    from colorful_world.http_limits import REQUEST_DEADLINE_S, DeadlineConnection
+    from colorful_world.apps.http_limits import REQUEST_DEADLINE_S, DeadlineConnection
 
     if not 0 <= port <= 65535:
         raise ConfigError(f"port must be from 0 to 65535, not {port}")

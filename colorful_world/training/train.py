@@ -18,19 +18,19 @@ import torch.nn.functional as F
 from torch.nn.parallel import DistributedDataParallel as DDP
 from tqdm.auto import tqdm
 
-from colorful_world import runtime as rt
-from colorful_world.checkpoint import checkpoint_path, prune_checkpoints, save_checkpoint
-from colorful_world.color import chroma_deficit, model_to_rgb, rgb_to_model
-from colorful_world.config import MODEL_FORMAT, TrainConfig
-from colorful_world.data import DataError, augment, epoch_order, load_splits
-from colorful_world.metrics import mean_ab, score
-from colorful_world.models import EncoderUNet, PatchDiscriminator, build_generator, count_parameters
-from colorful_world.model_file import EXPORT_NAME, export_generator
-from colorful_world.errors import UserError
-from colorful_world.paths import decoded_cache_dir, on_colab
-from colorful_world.predict import predict_ab
-from colorful_world.report import plot_metrics, save_samples
-from colorful_world.run_folder import METRICS, MetricsLog, locked, open_run, provenance, run_dir
+from colorful_world.core import runtime as rt
+from colorful_world.nets.checkpoint import checkpoint_path, prune_checkpoints, save_checkpoint
+from colorful_world.core.color import chroma_deficit, model_to_rgb, rgb_to_model
+from colorful_world.core.config import MODEL_FORMAT, TrainConfig
+from colorful_world.core.data import DataError, augment, epoch_order, load_splits
+from colorful_world.core.metrics import mean_ab, score
+from colorful_world.nets.models import EncoderUNet, PatchDiscriminator, build_generator, count_parameters
+from colorful_world.nets.model_file import EXPORT_NAME, export_generator
+from colorful_world.io.errors import UserError
+from colorful_world.io.paths import decoded_cache_dir, on_colab
+from colorful_world.nets.predict import predict_ab
+from colorful_world.core.report import plot_metrics, save_samples
+from colorful_world.training.run_folder import METRICS, MetricsLog, locked, open_run, provenance, run_dir
 
 
 MAX_SKIPS_IN_A_ROW = 50  # inf/NaN steps in a row before a run is declared diverged

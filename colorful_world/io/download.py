@@ -20,11 +20,11 @@ from pathlib import Path
 import requests
 from tqdm.auto import tqdm
 
-from colorful_world.archive import (ARCHIVE_SUFFIXES, ArchiveError, CorruptArchiveError, check_readable,
+from colorful_world.io.archive import (ARCHIVE_SUFFIXES, ArchiveError, CorruptArchiveError, check_readable,
                                     is_extracted, safe_extract)
-from colorful_world.errors import ConfigError, UserError
-from colorful_world.images import IMAGE_SUFFIXES
-from colorful_world.paths import COLAB_ARCHIVE_CACHE, COLAB_DATA, COLAB_DRIVE, on_colab, user_cache_dir
+from colorful_world.io.errors import ConfigError, UserError
+from colorful_world.io.images import IMAGE_SUFFIXES
+from colorful_world.io.paths import COLAB_ARCHIVE_CACHE, COLAB_DATA, COLAB_DRIVE, on_colab, user_cache_dir
 
 log = logging.getLogger(__name__)
 

@@ -4,9 +4,9 @@ import os
 import tempfile
 from pathlib import Path
 
-from colorful_world.data import DataError
-from colorful_world.paths import COLAB_DRIVE, on_colab
-from colorful_world.run_folder import METRICS, run_dir
+from colorful_world.core.data import DataError
+from colorful_world.io.paths import COLAB_DRIVE, on_colab
+from colorful_world.training.run_folder import METRICS, run_dir
 
 
 def mount_drive() -> None:
@@ -30,7 +30,7 @@ def live_plot(out: Path):
     shows each epoch's sample grid below it."""
     from IPython.display import Image, Markdown, display
 
-    from colorful_world.report import plot_metrics
+    from colorful_world.core.report import plot_metrics
 
     plot = display(Markdown("*The plot appears with the first logged step.*"), display_id=True)
 
@@ -46,8 +46,8 @@ def live_plot(out: Path):
 def train_here(settings: dict, out: str = "", run_name: str = "faces", fresh: bool = False) -> Path:
     """train.ipynb: the run folder by the one rule, LFW fetched once, training with a live plot.
     The same call again continues the run. Returns the exported model's path."""
-    from colorful_world.checkpoint import list_checkpoints
-    from colorful_world.train import train
+    from colorful_world.nets.checkpoint import list_checkpoints
+    from colorful_world.training.train import train
 
     folder = run_dir(out, run_name)
     continuing = bool(list_checkpoints(folder)) and not fresh
@@ -56,7 +56,7 @@ def train_here(settings: dict, out: str = "", run_name: str = "faces", fresh: bo
     # LFW is downloaded and extracted once (on Colab the archive is kept on Drive), then reused.
     # Under torchrun only the first process fetches it; the others wait for it inside train().
     if settings.get("data", "lfw") == "lfw" and os.environ.get("RANK", "0") == "0":
-        from colorful_world.download import prepare_lfw
+        from colorful_world.io.download import prepare_lfw
         settings["data"] = str(prepare_lfw())
     try:
         return train(settings | {"out": str(folder)}, fresh=fresh, on_record=live_plot(folder))
@@ -99,7 +99,7 @@ def show_sample_grids(model: Path | None, data: str, cache_dir: str = "", sample
     mean-colour baseline, whole photos and tight crops."""
     from IPython.display import Image, Markdown, display
 
-    from colorful_world.evaluate import sample_grids
+    from colorful_world.inference.evaluate import sample_grids
 
     folder = Path(tempfile.mkdtemp())
     for name, path in sample_grids(model, data, folder, cache_dir or None, samples).items():

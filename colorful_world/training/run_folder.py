@@ -15,12 +15,12 @@ from dataclasses import fields
 from datetime import datetime, timezone
 from pathlib import Path
 
-from colorful_world.checkpoint import CheckpointError, latest_checkpoint, list_checkpoints
-from colorful_world.config import TrainConfig
-from colorful_world.errors import ConfigError
-from colorful_world.model_file import EXPORT_NAME
-from colorful_world.paths import COLAB_DRIVE, COLAB_RUNS, on_colab
-from colorful_world.report import read_metrics
+from colorful_world.nets.checkpoint import CheckpointError, latest_checkpoint, list_checkpoints
+from colorful_world.core.config import TrainConfig
+from colorful_world.io.errors import ConfigError
+from colorful_world.nets.model_file import EXPORT_NAME
+from colorful_world.io.paths import COLAB_DRIVE, COLAB_RUNS, on_colab
+from colorful_world.core.report import read_metrics
 
 DEFAULT_RUN = "faces"
 METRICS = "metrics.jsonl"

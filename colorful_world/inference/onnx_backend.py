@@ -11,12 +11,12 @@ from pathlib import Path
 
 import numpy as np
 
-from colorful_world.errors import CheckpointError
-from colorful_world.paths import user_cache_dir
+from colorful_world.io.errors import CheckpointError
+from colorful_world.io.paths import user_cache_dir
 
 # The bundled model (model_file.BUNDLED_MODEL) exported as ONNX, so that a server on ONNX Runtime
 # needs neither torch nor a conversion; tests/test_bundled_model.py holds the two to 1/255.
-BUNDLED_ONNX = Path(__file__).parent / "weights" / "faces.onnx"
+BUNDLED_ONNX = Path(__file__).parents[1] / "weights" / "faces.onnx"
 
 
 class OnnxGenerator:
@@ -45,7 +45,7 @@ def export_onnx(checkpoint: str | Path | None, path: Path, provenance: dict | No
     import onnx
     import torch
 
-    from colorful_world.model_file import load_generator
+    from colorful_world.nets.model_file import load_generator
 
     generator, config, saved = load_generator(checkpoint)
     config = config | (config_changes or {})
@@ -76,7 +76,7 @@ def load_onnx_generator(path: str | Path | None) -> tuple[OnnxGenerator, dict]:
         if not source.is_file():
             raise CheckpointError(f"{source}: no such model file")
     else:
-        from colorful_world.model_file import model_path
+        from colorful_world.nets.model_file import model_path
         source = model_path(path)
         digest = hashlib.sha256(source.read_bytes()).hexdigest()[:16]
         cached = user_cache_dir() / "onnx" / f"{source.stem}-{digest}.onnx"
