@@ -52,3 +52,26 @@ def write_synthetic_photos(folder: Path, count: int, size: int = 32, seed: int =
         Image.fromarray(synthetic_photo(rng, size)).save(path)
         paths.append(path)
     return paths
+
+
+def write_any_hue_photos(folder: Path, count: int, size: int = 32, seed: int = 0) -> list[Path]:
+    """Photos whose shapes take any hue at random: nothing in the grey image tells it, so only a
+    hint can (what colour hints are for)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(seed)
+    paths = []
+    y, x = np.mgrid[0:size, 0:size]
+    for i in range(count):
+        lab = np.zeros((size, size, 3))
+        lab[..., 0] = 50 + rng.normal(0, 6, (size, size))
+        half = rng.integers(size // 4, size // 2 - 2)
+        cy, cx = rng.integers(half, size - half, 2)
+        inside = (np.abs(y - cy) < half) & (np.abs(x - cx) < half)
+        hue = rng.uniform(0, 2 * np.pi)
+        lab[..., 0] = np.where(inside, 60 + 10 * ((y // 2) % 2), lab[..., 0])
+        lab[..., 1] = np.where(inside, 45 * np.cos(hue), 0)
+        lab[..., 2] = np.where(inside, 45 * np.sin(hue), 0)
+        path = folder / f"hue_{i:04d}.png"
+        Image.fromarray((np.clip(color.lab2rgb(lab), 0, 1) * 255 + 0.5).astype(np.uint8)).save(path)
+        paths.append(path)
+    return paths

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from colorful_world.apps.cli import build_parser
-from colorful_world.core.config import GAN_MODES, TrainConfig
+from colorful_world.core.config import ENCODER_NAMES, GAN_MODES, TrainConfig
 from colorful_world.apps.launch import notebook_parameters
 from colorful_world.training.train import GAN_LOSSES
 
@@ -72,6 +72,11 @@ def test_every_training_setting_reaches_the_cli_the_notebook_and_the_launcher():
         reached = params if f.name in notebook_names else params["options"]
         assert f.name in reached, f"the launcher drops {f.name}"
         TrainConfig(**{f.name: getattr(args, f.name)})  # the notebook's options take any field by name
+
+
+def test_config_names_the_encoders_there_are():
+    from colorful_world.nets.encoders import ENCODERS
+    assert ENCODER_NAMES == tuple(ENCODERS)
 
 
 def test_gan_losses_and_modes_are_the_same_names():

@@ -9,6 +9,8 @@ from dataclasses import fields
 from pathlib import Path
 
 from colorful_world.core.config import PRESETS, TrainConfig
+from colorful_world.core.hints import HintError, parse_hint_arg, parse_hints
+from colorful_world.core.tone import STRENGTH_MAX, check_strength
 from colorful_world.io.errors import UserError
 
 TRAIN_HELP = {
@@ -76,11 +78,30 @@ def _colorize(args) -> int:
     from colorful_world.inference.folder import colorize_files
     # `kill` and container stops send SIGTERM: stop as Ctrl-C does, letting running writes finish.
     signal.signal(signal.SIGTERM, signal.default_int_handler)
+    hints = _hints(args)
+    if hints and (len(args.inputs) != 1 or Path(args.inputs[0]).is_dir()):
+        raise HintError("hints belong to one photo: give exactly one photo with --hint or --hints")
+    try:
+        strength = check_strength(args.strength)
+    except ValueError as err:
+        raise UserError(f"--strength: {err}") from None
     colorizer = Colorizer.from_checkpoint(args.checkpoint, backend=args.backend)
+    look = {"chroma_gain": colorizer.chroma_gain * strength, "hints": hints, "restore_contrast": args.restore_contrast}
     written, errors = colorize_files(colorizer, args.inputs, Path(args.output), progress=not args.no_progress,
-                                     workers=args.workers)
+                                     workers=args.workers, look=look)
     print(f"colorized {len(written)} photo(s) into {args.output}" + (f"; {len(errors)} failed" if errors else ""))
     return 1 if errors else 0
+
+
+def _hints(args) -> list:
+    """--hint X,Y,#RRGGBB (repeated) and --hints FILE.json, checked."""
+    hints = [parse_hint_arg(text) for text in args.hint or []]
+    if args.hints:
+        try:
+            hints += parse_hints(Path(args.hints).read_text())
+        except OSError as err:
+            raise HintError(f"--hints {args.hints}: {err.strerror}") from None
+    return parse_hints(hints)
 
 
 def _info(args) -> int:
@@ -133,7 +154,7 @@ def _export(args) -> int:
 def _evaluate(args) -> int:
     from colorful_world.inference.evaluate import evaluate, format_table
     results = evaluate(args.checkpoint, args.data, args.cache_dir, progress=not args.no_progress, size=args.size,
-                       framing=args.framing)
+                       framing=args.framing, hints=args.hints)
     print(format_table(results))
     if args.json:
         Path(args.json).write_text(json.dumps(results, indent=2))
@@ -164,6 +185,14 @@ def build_parser() -> argparse.ArgumentParser:
                    help="onnx: ONNX Runtime on the CPU, faster there (needs the onnx extra)")
     p.add_argument("--workers", type=int, default=None,
                    help="threads that decode and write photos beside the network (default: the cores, at most 4)")
+    p.add_argument("--hint", action="append", metavar="X,Y,#RRGGBB",
+                   help="a colour you know at pixel (X, Y) of the photo (origin top left), e.g. 120,80,#3050c0 "
+                        "for a blue dress; repeat for more; one photo only")
+    p.add_argument("--hints", metavar="FILE", help='hints as a JSON file: [[x, y, "#rrggbb"], ...]')
+    p.add_argument("--strength", default=1.0, metavar="S",
+                   help=f"colour strength from 0 (grey) to {STRENGTH_MAX:g}; 1 is the model's own (default)")
+    p.add_argument("--restore-contrast", action="store_true",
+                   help="stretch a faded print's tones to the full range first, and keep them in the result")
     p.add_argument("--no-progress", action="store_true")
 
     p = sub.add_parser("info", help="what a model is: its config, data, steps, date and validation figures")
@@ -192,8 +221,12 @@ def build_parser() -> argparse.ArgumentParser:
                    help="score at this side in pixels (default: the model's own): the model colorizes at its "
                         "size and its colour is resized to this one, as for any photo; compares models of "
                         "different sizes")
-    p.add_argument("--framing", choices=("whole", "crop"), default="whole",
-                   help="whole photos, or their tight central crops (the central half of the side: the face)")
+    p.add_argument("--framing", choices=("whole", "crop", "old"), default="whole",
+                   help="whole photos, their tight central crops (the central half of the side: the face), or "
+                        "the whole photos made to look like old prints (colour scored on the clean L)")
+    p.add_argument("--hints", type=int, default=0, metavar="N",
+                   help="give the model N hints per photo, sampled from the true colour (seeded: the same "
+                        "points for every model)")
     p.add_argument("--json", default=None, help="also write the figures to this JSON file")
     p.add_argument("--no-progress", action="store_true")
 

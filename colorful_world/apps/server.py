@@ -7,8 +7,11 @@ subcommand goes through.
 Routes:
     GET  /          a page with a plain upload form (no JavaScript); the result shows below it
     GET  /healthz   {"status": "ok", ...} once the model is loaded
-    POST /colorize  the photo as the multipart field `image`, or as the raw body; `?size=N` sets
-                    the network's working side. Answers a PNG at the photo's own size.
+    POST /colorize  the photo as the multipart field `image`, or as the raw body. Settings, as
+                    query parameters or form fields: `size` (the network's working side),
+                    `strength` (colour strength, 0 to 2, 1 the model's own), `hints` (a JSON
+                    list of [x, y, "#rrggbb"], at most 256) and `restore_contrast` (1 or 0).
+                    Answers a PNG at the photo's own size, named after the upload.
 
 Every error is JSON, {"error": "one sentence"}: 400 for a malformed request, 413 for an upload
 over the byte or pixel limit (or a decompression bomb), 415 for something that is not a photo
@@ -30,6 +33,8 @@ from typing import TYPE_CHECKING, Callable
 
 from PIL import Image, UnidentifiedImageError
 
+from colorful_world.core.hints import HintError, parse_hints
+from colorful_world.core.tone import check_strength
 from colorful_world.io import images
 from colorful_world.io.errors import ConfigError
 
@@ -127,11 +132,13 @@ def create_app(colorizer: Colorizer | None = None, checkpoint: str | None = None
 
     @app.post("/colorize")
     def colorize() -> Response:
-        data = _upload_bytes(request)
-        size = _working_size(request.args.get("size"), colorizer)
+        data, name = _upload_bytes(request)
+        size = _working_size(_setting(request, "size"), colorizer)
+        look = _look(request, colorizer)
         with photos_at_once:
-            png = _colorize_png(colorizer, data, size, max_pixels, model_lock)
-        return Response(png, mimetype="image/png")
+            png = _colorize_png(colorizer, data, size, max_pixels, model_lock, look)
+        return Response(png, mimetype="image/png",
+                        headers={"Content-Disposition": f'inline; filename="{_result_name(name)}"'})
 
     @app.errorhandler(RequestRefused)
     def refused(err: RequestRefused) -> tuple[Response, int]:
@@ -155,20 +162,50 @@ def create_app(colorizer: Colorizer | None = None, checkpoint: str | None = None
     return app
 
 
-def _upload_bytes(request) -> bytes:
-    """The photo's bytes: the multipart field `image`, or else the whole raw body (so
-    `curl --data-binary @photo.jpg` works whatever Content-Type it sends)."""
+def _upload_bytes(request) -> tuple[bytes, str]:
+    """The photo's bytes and file name: the multipart field `image`, or else the whole raw body
+    (so `curl --data-binary @photo.jpg` works whatever Content-Type it sends)."""
+    name = ""
     if request.mimetype == "multipart/form-data":
         upload = request.files.get("image")
         if upload is None:
             raise RequestRefused(400, "the form has no file field named 'image'")
-        data = upload.read()
+        data, name = upload.read(), upload.filename or ""
     else:
         data = request.get_data(cache=False)
     if not data:
         raise RequestRefused(400, "the upload is empty: send a photo as the form field 'image' "
                                   "or as the request body")
-    return data
+    return data, name
+
+
+def _result_name(upload_name: str) -> str:
+    """grandma.jpg -> grandma-colour.png: ASCII letters, digits, '-' and '_' of the stem only,
+    so the header can carry no quote, path or line break."""
+    stem = upload_name.replace("\\", "/").rsplit("/", 1)[-1].rsplit(".", 1)[0]
+    safe = "".join(c if c.isascii() and (c.isalnum() or c in "-_") else "-" for c in stem).strip("-")[:100]
+    return f"{safe or 'photo'}-colour.png"
+
+
+def _setting(request, name: str) -> str | None:
+    """A setting from the query string, or else from the form."""
+    value = request.args.get(name)
+    return request.form.get(name) if value is None and request.mimetype == "multipart/form-data" else value
+
+
+def _look(request, colorizer: Colorizer) -> dict:
+    """strength, hints and restore_contrast, checked: what `Colorizer.colorize` takes of them."""
+    strength, hints, contrast = (_setting(request, k) for k in ("strength", "hints", "restore_contrast"))
+    try:
+        gain = colorizer.chroma_gain * check_strength(strength if strength not in (None, "") else 1)
+        parsed = parse_hints(hints) if hints else []
+    except ValueError as err:  # HintError is one
+        raise RequestRefused(400, str(err)) from None
+    if parsed and not colorizer.takes_hints:
+        raise RequestRefused(400, "this server's model was trained without hints, so it cannot take them")
+    if contrast not in (None, "", "0", "1", "true", "false", "on", "off"):
+        raise RequestRefused(400, f"restore_contrast must be 1 or 0, not {contrast!r}")
+    return {"chroma_gain": gain, "hints": parsed, "restore_contrast": contrast in ("1", "true", "on")}
 
 
 def _too_many_bytes(limit: int) -> str:
@@ -192,14 +229,17 @@ def _working_size(text: str | None, colorizer: Colorizer) -> int | None:
 
 
 def _colorize_png(colorizer: Colorizer, data: bytes, size: int | None, max_pixels: int,
-                  model_lock: threading.Lock) -> bytes:
+                  model_lock: threading.Lock, look: dict | None = None) -> bytes:
     """Decode, prepare and encode in this request's thread; only the network holds the lock."""
+    look = look or {}
     image = _decode(data, max_pixels)
     try:
-        prepared = colorizer.prepare(image, colorizer.working_size(size))
+        prepared = colorizer.prepare(image, colorizer.working_size(size), look.get("restore_contrast", False))
         with model_lock:
-            ab = colorizer.predict(prepared)
-        return colorizer.finish_png(prepared, ab)
+            ab = colorizer.predict(prepared, look.get("hints"), look.get("chroma_gain"))
+        return colorizer.finish_png(prepared, ab, look.get("chroma_gain"))
+    except HintError as err:  # a hint outside this photo: the request's fault, not the photo's
+        raise RequestRefused(400, str(err)) from None
     except (ValueError, OSError) as err:  # BadImageError, or a mode or profile PIL cannot convert
         raise RequestRefused(422, f"this photo cannot be colorized: {err}") from None
 

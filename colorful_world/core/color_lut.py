@@ -110,3 +110,10 @@ def lab_to_srgb_u8(light: np.ndarray, ab: np.ndarray | Callable[..., np.ndarray]
         if on_band:
             on_band(out[top:bottom])
     return out
+
+
+def srgb_to_ab(rgb: tuple[int, int, int]) -> tuple[float, float]:
+    """One 8-bit sRGB colour -> its CIELAB (a, b), as `color.rgb_to_lab` has them: a hint's chroma."""
+    linear = _to_linear(np.asarray(rgb, dtype=np.float64) / 255)
+    fx, fy, fz = _lab_f(_RGB_TO_XYZ @ linear / _WHITE)
+    return float(500 * (fx - fy)), float(200 * (fy - fz))

@@ -12,7 +12,9 @@ GAN_MODES = ("vanilla", "lsgan")
 PIXEL_LOSSES = ("l1", "mse", "rgb_mse")
 ARCHS = ("encoder_unet", "unet")
 PRECISIONS = ("auto", "fp32", "fp16", "bf16")
-MODEL_FORMAT = 2  # 1: the pix2pix U-Net only, no "arch" or "format" keys (still loads)
+MODEL_FORMAT = 3  # 1: the pix2pix U-Net only, no "arch" or "format" keys; 2: no "hints" (both still load)
+# The keys of nets.encoders.ENCODERS, named here so that checking a config needs no torch (tested equal).
+ENCODER_NAMES = ("mobilenet_v2", "resnet18", "resnet34")
 ENCODER_DEPTH = 5  # every torchvision encoder here reaches stride 32
 # Decoder widths of each architecture when --base-channels is 0 (the one place for them).
 BASE_CHANNELS = {"unet": 32, "encoder_unet": 16}
@@ -22,8 +24,8 @@ BASE_CHANNELS = {"unet": 32, "encoder_unet": 16}
 # The pix2pix reference (Isola et al.'s unet_256 + 70 px PatchGAN, lambda 100, no warm start, no EMA),
 # for side-by-side comparisons: `colorful-world train --preset pix2pix`.
 PRESETS = {
-    "unet": {"arch": "unet"},
-    "pix2pix": {"arch": "unet", "min_crop": 1.0, "chroma_weight": 0.0, "image_size": 256, "base_channels": 64, "max_channels": 512, "disc_channels": 64,
+    "unet": {"arch": "unet", "hints": False},
+    "pix2pix": {"arch": "unet", "hints": False, "old_prints": 0.0, "min_crop": 1.0, "chroma_weight": 0.0, "image_size": 256, "base_channels": 64, "max_channels": 512, "disc_channels": 64,
                 "disc_layers": 3, "lambda_l1": 100.0, "gan_mode": "vanilla", "l1_epochs": 0, "ema_decay": 0.0},
 }
 
@@ -38,7 +40,8 @@ class ModelConfig:
     base_channels: int
     max_channels: int
     dropout: float = 0.0  # unet only
-    encoder: str = ""  # encoder_unet only: a key of encoders.ENCODERS
+    encoder: str = ""  # encoder_unet only: one of ENCODER_NAMES
+    hints: bool = False  # takes colour hints beside L (encoder_unet only)
     format: int = MODEL_FORMAT
 
     @classmethod
@@ -66,12 +69,13 @@ class ModelConfig:
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 raise ConfigError(f"{name} must be a positive whole number, got {value!r}")
+        if not isinstance(self.hints, bool) or (self.hints and self.arch != "encoder_unet"):
+            raise ConfigError(f"hints must be true or false, and only encoder_unet takes them (arch {self.arch!r})")
         if self.image_size % 2 ** self.depth:
             raise ConfigError(f"image_size {self.image_size} must be a multiple of 2**depth = {2 ** self.depth}")
         if self.arch == "encoder_unet":
-            from colorful_world.nets.encoders import ENCODERS
-            if self.encoder not in ENCODERS:
-                raise ConfigError(f"unknown encoder {self.encoder!r}; choose one of {', '.join(ENCODERS)}")
+            if self.encoder not in ENCODER_NAMES:
+                raise ConfigError(f"unknown encoder {self.encoder!r}; choose one of {', '.join(ENCODER_NAMES)}")
 
 
 @dataclass
@@ -114,8 +118,13 @@ class TrainConfig:
     data_on_device: bool = False  # keep the decoded photos on the GPU and crop there
     cache_dir: str = ""  # "" -> ~/.cache/colorful_world (/content/cache on Colab)
     export_fp16: bool = False
+    init_from: str = ""  # a model file (or "bundled") whose generator starts a new run: fine-tuning
+    hints: bool = True  # encoder_unet: take colour hints beside L, trained with simulated clicks
+    hint_lr: float = 10.0  # the hint inputs' learning rate, as a multiple of lr (new weights next to trained ones)
+    old_prints: float = 0.5  # share of training photos whose L is made to look like an old print
 
     def __post_init__(self) -> None:
+        self.hints = self.hints and self.arch == "encoder_unet"  # the from-scratch U-Nets take L alone
         if self.arch == "encoder_unet":
             self.depth = ENCODER_DEPTH
         elif self.depth == 0:
@@ -125,7 +134,7 @@ class TrainConfig:
 
     def model(self) -> ModelConfig:
         return ModelConfig(self.arch, self.image_size, self.depth, self.base_channels, self.max_channels,
-                           self.dropout, self.encoder if self.arch == "encoder_unet" else "")
+                           self.dropout, self.encoder if self.arch == "encoder_unet" else "", self.hints)
 
     def validate(self) -> None:
         if self.gan_mode not in GAN_MODES:
@@ -142,5 +151,9 @@ class TrainConfig:
             raise ConfigError(f"precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}")
         if not 0 < self.min_crop <= 1:
             raise ConfigError(f"min_crop must be in (0, 1], got {self.min_crop}")
+        if not 0 <= self.old_prints <= 1:
+            raise ConfigError(f"old_prints must be in [0, 1], got {self.old_prints}")
+        if not 0 < self.hint_lr <= 100:
+            raise ConfigError(f"hint_lr must be in (0, 100], got {self.hint_lr}")
         if not 0 <= self.encoder_lr <= 1:
             raise ConfigError(f"encoder_lr must be in [0, 1], got {self.encoder_lr}")

@@ -5,7 +5,9 @@ from collections.abc import Callable
 import kornia.metrics
 import torch
 
+from colorful_world.core.clicks import scoring_clicks
 from colorful_world.core.color import colourfulness, delta_e2000, model_to_rgb, rgb_to_lab, rgb_to_model
+from colorful_world.core.old_print import old_print_framing
 from colorful_world.core.units import AB_SCALE
 
 
@@ -27,9 +29,13 @@ def image_figures(out: torch.Tensor, truth: torch.Tensor) -> dict[str, torch.Ten
 
 
 @torch.no_grad()
-def score(predict_ab: Callable[[torch.Tensor], torch.Tensor], images: torch.Tensor,
-          device: torch.device, batch_size: int = 32) -> dict[str, float]:
-    """Score a predictor L -> ab on uint8 photos (N, 3, H, W) against their true colours.
+def score(predict_ab: Callable[..., torch.Tensor], images: torch.Tensor, device: torch.device,
+          batch_size: int = 32, old_print: bool = False, hints: int = 0) -> dict[str, float]:
+    """Score a predictor (L, hints) -> ab on uint8 photos (N, 3, H, W) against their true colours.
+
+    old_print: the predictor sees each photo's L as an old print (a fixed draw, the same for
+    every model); its colour is still scored on the clean L: colour alone, not the damage.
+    hints: that many clicks sampled from the truth (the same points for every model).
 
     ab_l1: mean |ab error| in CIELAB units. psnr (dB), ssim and delta_e2000 (CIEDE2000) of the
     recombined RGB photo. colourfulness_ratio: how colourful the results are next to the truth
@@ -39,7 +45,9 @@ def score(predict_ab: Callable[[torch.Tensor], torch.Tensor], images: torch.Tens
     for start in range(0, len(images), batch_size):
         rgb = images[start:start + batch_size].to(device).float() / 255
         l_norm, ab_true = rgb_to_model(rgb)
-        ab_pred = predict_ab(l_norm).float()
+        l_input = old_print_framing(l_norm, first_index=start) if old_print else l_norm
+        clicks = scoring_clicks(ab_true, hints, seed=start) if hints else None
+        ab_pred = predict_ab(l_input, clicks).float()
         figures = image_figures(model_to_rgb(l_norm, ab_pred), rgb)
         figures["ab_l1"] = (ab_pred - ab_true).abs().mean(dim=(1, 2, 3)) * AB_SCALE
         for key, values in figures.items():

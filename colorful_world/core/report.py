@@ -55,7 +55,8 @@ def plot_metrics(metrics_path: Path, out_path: Path) -> None:
     for ax, key, title in zip(axes[1:], ("ab_l1", "psnr", "colourfulness_ratio"),
                               ("validation ab L1 (lower is better)", "validation PSNR, dB",
                                "colourfulness / truth's (1 = as colourful)")):
-        for prefix, label in (("", "whole photos"), ("crop_", "tight crops")):
+        for prefix, label in (("", "whole photos"), ("crop_", "tight crops"), ("old_", "old prints"),
+                              ("hints10_", "whole, 10 hints")):
             points = [(r["step"], r[prefix + key]) for r in val if prefix + key in r]
             if points:
                 ax.plot(*zip(*points), marker="o", label=label)

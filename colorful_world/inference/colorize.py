@@ -15,7 +15,9 @@ from colorful_world.core.color_lut import lab_to_srgb_u8, lightness_u8
 from colorful_world.io.errors import CheckpointError
 from colorful_world.io.images import load_rgb
 from colorful_world.io.png import PngWriter
+from colorful_world.core.hints import HintError, hint_map
 from colorful_world.core.resize import photo_size_rows, to_working_size
+from colorful_world.core.tone import stretch_contrast
 from colorful_world.core.units import AB_SCALE, normalize_l
 
 
@@ -48,6 +50,7 @@ class Colorizer:
         self.image_size = image_size
         self.chroma_gain = chroma_gain
         self.depth = generator.depth
+        self.takes_hints = bool(getattr(generator, "hints", False))
 
     @classmethod
     def from_checkpoint(cls, path: str | Path | None = None, device=None,
@@ -81,37 +84,54 @@ class Colorizer:
             raise ValueError(f"working size {size} must be a multiple of {step}")
         return size
 
-    def colorize(self, image: Image.Image | str | Path, size: int | None = None,
-                 chroma_gain: float | None = None) -> Image.Image:
+    def colorize(self, image: Image.Image | str | Path, size: int | None = None, chroma_gain: float | None = None,
+                 hints=None, restore_contrast: bool = False) -> Image.Image:
         """A photo (any mode, any size) -> its colour version, same size; alpha is kept.
 
         `size` is the side the network works at (default: its training size); a multiple of
         2**depth. Larger sizes see finer detail but were not what the model was trained on.
         `chroma_gain` scales the colour (default: the model's own; 0 gives the grey photo back).
+        `hints`: [(x, y, "#rrggbb"), ...], pixels of the photo as shown and the colours the
+        person knows there (core.hints). `restore_contrast`: stretch a faded print's tones to
+        the full range first, and keep them in the result (core.tone).
         """
-        prepared = self.prepare(image, self.working_size(size))
-        return self.finish(prepared, self.predict(prepared), chroma_gain)
+        prepared = self.prepare(image, self.working_size(size), restore_contrast)
+        return self.finish(prepared, self.predict(prepared, hints, chroma_gain), chroma_gain)
 
-    def colorize_png(self, image: Image.Image | str | Path, size: int | None = None,
-                     chroma_gain: float | None = None, threads: int | None = None) -> bytes:
+    def colorize_png(self, image: Image.Image | str | Path, size: int | None = None, chroma_gain: float | None = None,
+                     threads: int | None = None, hints=None, restore_contrast: bool = False) -> bytes:
         """`colorize`, as the bytes of a PNG file (see `finish_png`)."""
-        prepared = self.prepare(image, self.working_size(size))
-        return self.finish_png(prepared, self.predict(prepared), chroma_gain, threads)
+        prepared = self.prepare(image, self.working_size(size), restore_contrast)
+        return self.finish_png(prepared, self.predict(prepared, hints, chroma_gain), chroma_gain, threads)
 
     # The three stages of `colorize`, for callers that overlap them (a folder, the server):
     # prepare and finish are per-photo work on the photo's own pixels, and may run in threads;
     # predict runs the network.
 
-    def prepare(self, image: Image.Image | str | Path, size: int) -> Prepared:
-        """Decode, take L at full size, and resize it to the network's working size."""
+    def prepare(self, image: Image.Image | str | Path, size: int, restore_contrast: bool = False) -> Prepared:
+        """Decode, take L at full size (its tones stretched, if asked), and resize it to the
+        network's working size. What a photo keeps between clicks of hints."""
         pixels, alpha = load_rgb(image, keep_grey=True)
         light = lightness_u8(pixels)
+        if restore_contrast:
+            light = stretch_contrast(light)
         small = normalize_l(to_working_size(light, size))  # the resize is linear: on 1/64 of the pixels
         return Prepared(light, alpha, small[None, None])
 
-    def predict(self, prepared: Prepared) -> np.ndarray:
-        """The network's ab for one prepared photo, at the working size: (2, size, size)."""
-        return self.network(prepared.small)[0]
+    def predict(self, prepared: Prepared, hints=None, chroma_gain: float | None = None) -> np.ndarray:
+        """The network's ab for one prepared photo and its hints, at the working size: (2, size, size).
+        Pass the `chroma_gain` that `finish` will get: a hint is divided by it here, so that
+        where the network follows the hint, the photo has the hint's own colour."""
+        gain = self.chroma_gain if chroma_gain is None else chroma_gain
+        if not hints or gain == 0:  # no colour at all: nothing for hints to change
+            return self.network(prepared.small)[0]
+        if not self.takes_hints:
+            raise HintError("this model was trained without hints, so it cannot take them: use the bundled "
+                            "model, or one trained with --hints")
+        height, width = prepared.light.shape
+        hint_ab = hint_map(hints, height, width, prepared.small.shape[-1])
+        hint_ab[:, :2] /= np.float32(gain)
+        return self.network(prepared.small, hint_ab)[0]
 
     def finish(self, prepared: Prepared, ab_small: np.ndarray, chroma_gain: float | None = None) -> Image.Image:
         """The network's colour at the photo's own size, on its own L, scaled by `chroma_gain`

@@ -7,6 +7,8 @@ import torch
 from colorful_world.core import runtime as rt
 from colorful_world.nets.model_file import load_generator
 from colorful_world.core.color import rgb_to_model
+from colorful_world.core.hints import MAX_HINTS
+from colorful_world.io.errors import ConfigError
 from colorful_world.core.data import TIGHT_CROP, centre_crop, load_splits, resize_u8
 from colorful_world.io.paths import decoded_cache_dir
 from colorful_world.core.metrics import mean_ab, score
@@ -14,7 +16,7 @@ from colorful_world.nets.predict import predict_ab
 from colorful_world.core.report import save_samples
 
 
-FRAMINGS = ("whole", "crop")
+FRAMINGS = ("whole", "crop", "old")  # old: the whole photos as old prints, colour scored alone
 
 
 def _model_and_splits(checkpoint, data: str, cache_dir, progress: bool, size: int | None,
@@ -37,11 +39,14 @@ def _predictors(checkpoint, data: str, cache_dir, progress: bool, size: int | No
     generator, config, splits, runtime = _model_and_splits(checkpoint, data, cache_dir, progress, size)
     own = config["image_size"]
     gain = config.get("chroma_gain", 1.0) if chroma_gain is None else chroma_gain
+    scale = torch.tensor([gain or 1.0, gain or 1.0, 1.0], device=runtime.device).view(1, 3, 1, 1)
     mean = torch.tensor(config.get("mean_ab") or mean_ab(splits.train), device=runtime.device).view(1, 2, 1, 1)
     predictors = {
-        "model": lambda l_norm: predict_ab(generator, l_norm, own, runtime) * gain,
-        "grey": lambda l_norm: torch.zeros_like(l_norm).repeat(1, 2, 1, 1),
-        "mean_colour": lambda l_norm: mean.expand(len(l_norm), 2, *l_norm.shape[-2:]),
+        # Hints divided by the gain that then scales the colour: hinted pixels keep the hint's (as in Colorizer).
+        "model": lambda l_norm, hints=None: predict_ab(generator, l_norm, own, runtime,
+                                                       None if hints is None or not gain else hints / scale) * gain,
+        "grey": lambda l_norm, hints=None: torch.zeros_like(l_norm).repeat(1, 2, 1, 1),
+        "mean_colour": lambda l_norm, hints=None: mean.expand(len(l_norm), 2, *l_norm.shape[-2:]),
     }
     return predictors, splits, runtime.device
 
@@ -67,11 +72,13 @@ def calibrate_chroma(checkpoint, data: str, cache_dir=None, photos: int = 2000, 
 
 def evaluate(checkpoint: str | Path | None, data: str, cache_dir: str | Path | None = None,
              progress: bool = True, size: int | None = None, framing: str = "whole",
-             chroma_gain: float | None = None) -> dict[str, dict[str, float]]:
+             chroma_gain: float | None = None, hints: int = 0) -> dict[str, dict[str, float]]:
     """Score on the validation split the model was trained with (same seed, same people held out),
     at `size` px (default: the model's own; otherwise it colorizes at its own size and its colour
     is resized, as `colorize` does for any photo). `framing`: the whole photos, or their tight
-    central crops ("crop", the central half of the side: on LFW, the face).
+    central crops ("crop", the central half of the side: on LFW, the face), or the whole photos
+    made to look like old prints ("old": a fixed draw; the colour is scored on the clean L).
+    `hints`: that many clicks per photo, sampled from the truth (the same for every model).
 
     Baselines: 'grey' predicts no colour at all; 'mean_colour' paints every pixel with the
     training set's mean colour. A useful colorizer beats both on ab L1 and PSNR.
@@ -79,9 +86,12 @@ def evaluate(checkpoint: str | Path | None, data: str, cache_dir: str | Path | N
     """
     if framing not in FRAMINGS:
         raise ValueError(f"framing must be one of {FRAMINGS}, got {framing!r}")
+    if not isinstance(hints, int) or not 0 <= hints <= MAX_HINTS:
+        raise ConfigError(f"hints must be a whole number from 0 to {MAX_HINTS}, got {hints!r}")
     predictors, splits, device = _predictors(checkpoint, data, cache_dir, progress, size, chroma_gain)
     photos = splits.val_crop if framing == "crop" else splits.val
-    results = {name: score(predict, photos, device) for name, predict in predictors.items()}
+    results = {name: score(predict, photos, device, old_print=framing == "old", hints=hints)
+               for name, predict in predictors.items()}
     results["model"]["photos"] = len(photos)
     return results
 

@@ -23,7 +23,7 @@ class OnnxGenerator:
     """Stands in for the torch U-Net inside `Colorizer`: L (N,1,H,W) -> ab (N,2,H,W), numpy
     arrays both; with an .onnx file, nothing here imports torch."""
 
-    def __init__(self, path: Path, depth: int):
+    def __init__(self, path: Path, depth: int, hints: bool = False):
         import onnxruntime
 
         options = onnxruntime.SessionOptions()
@@ -32,9 +32,14 @@ class OnnxGenerator:
         options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         self.session = onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
         self.depth = depth
+        self.hints = hints
 
-    def __call__(self, l_norm: np.ndarray) -> np.ndarray:
-        (ab,) = self.session.run(None, {"l": l_norm.astype(np.float32, copy=False)})
+    def __call__(self, l_norm: np.ndarray, hints: np.ndarray | None = None) -> np.ndarray:
+        feed = {"l": l_norm.astype(np.float32, copy=False)}
+        if self.hints:  # a model with hints always has the input; none given is all zeros
+            n, _, h, w = l_norm.shape
+            feed["hints"] = np.zeros((n, 3, h, w), np.float32) if hints is None else hints.astype(np.float32, copy=False)
+        (ab,) = self.session.run(None, feed)
         return ab
 
 
@@ -49,7 +54,9 @@ def export_onnx(checkpoint: str | Path | None, path: Path, provenance: dict | No
 
     generator, config, saved = load_generator(checkpoint)
     config = config | (config_changes or {})
-    sample = torch.zeros(1, 1, config["image_size"], config["image_size"])
+    side = config["image_size"]
+    inputs = (torch.zeros(1, 1, side, side),) + ((torch.zeros(1, 3, side, side),) if generator_hints(generator) else ())
+    names = ["l", "hints"][:len(inputs)]
     axes = {0: "batch", 2: "height", 3: "width"}  # any working size that is a multiple of 2**depth
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
@@ -57,8 +64,8 @@ def export_onnx(checkpoint: str | Path | None, path: Path, provenance: dict | No
     # dependency of the newer one. It warns that it is deprecated; that is known.
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DeprecationWarning)
-        torch.onnx.export(generator, (sample,), str(tmp), input_names=["l"], output_names=["ab"],
-                          dynamic_axes={"l": axes, "ab": axes}, opset_version=17, dynamo=False)
+        torch.onnx.export(generator, inputs, str(tmp), input_names=names, output_names=["ab"],
+                          dynamic_axes={name: axes for name in [*names, "ab"]}, opset_version=17, dynamo=False)
     model = onnx.load(str(tmp))
     for key, value in (("config", config), ("provenance", provenance or saved)):
         model.metadata_props.add(key=key, value=json.dumps(value))
@@ -89,4 +96,9 @@ def load_onnx_generator(path: str | Path | None) -> tuple[OnnxGenerator, dict]:
     except Exception as err:  # ONNX Runtime raises its own error types for a foreign file
         raise CheckpointError(f"{source}: not a colorful-world ONNX model ({err})") from None
     generator.depth = config["depth"]
+    generator.hints = "hints" in {i.name for i in generator.session.get_inputs()}
     return generator, config
+
+
+def generator_hints(generator) -> bool:
+    return bool(getattr(generator, "hints", False))

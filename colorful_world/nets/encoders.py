@@ -49,10 +49,6 @@ ENCODERS = {
 }
 
 
-def encoder_names() -> tuple[str, ...]:
-    return tuple(ENCODERS)
-
-
 def load_classifier(name: str, weights: str) -> nn.Module:
     """The torchvision classifier `name` with `weights`: "imagenet" (torchvision's weights API,
     or the file named by $COLORFUL_WORLD_ENCODER_WEIGHTS), "random", or a safetensors

@@ -10,17 +10,24 @@ from torch.nn.utils.fusion import fuse_conv_bn_weights
 from colorful_world.core import runtime as rt
 
 
-def predict_ab(generator, l_norm: torch.Tensor, size: int, runtime: rt.Runtime) -> torch.Tensor:
+def predict_ab(generator, l_norm: torch.Tensor, size: int, runtime: rt.Runtime,
+               hints: torch.Tensor | None = None) -> torch.Tensor:
     """ab in model units for normalised L of any size: the network works at size x size, and
-    its colour is resized back (chroma carries little detail, so this costs no sharpness)."""
-    ab = network_ab(generator, to_working_size(l_norm, size), runtime)
+    its colour is resized back (chroma carries little detail, so this costs no sharpness).
+    `hints` (N, 3, H, W) at L's size are taken to the working size cell by cell."""
+    if hints is not None and hints.shape[-2:] != (size, size):
+        hints = F.interpolate(hints, size=(size, size), mode="nearest")
+    ab = network_ab(generator, to_working_size(l_norm, size), runtime, hints)
     return to_photo_size(ab, l_norm.shape[-2:])
 
 
-def network_ab(generator, small: torch.Tensor, runtime: rt.Runtime) -> torch.Tensor:
-    """The generator's ab (float32) for L already at its working size."""
+def network_ab(generator, small: torch.Tensor, runtime: rt.Runtime, hints: torch.Tensor | None = None) -> torch.Tensor:
+    """The generator's ab (float32) for L (and hints) already at its working size; a generator
+    without hint inputs colorizes as if none were given."""
     with runtime.autocast():
-        return generator(small).float()
+        if hints is None or not getattr(generator, "hints", False):
+            return generator(small).float()
+        return generator(small, hints).float()
 
 
 def to_photo_size(ab: torch.Tensor, shape: tuple[int, int]) -> torch.Tensor:
@@ -72,9 +79,10 @@ class TorchNetwork:
             torch.set_num_threads(before)
 
     @torch.no_grad()
-    def __call__(self, small: np.ndarray) -> np.ndarray:
-        ab = network_ab(self.generator, torch.from_numpy(small).to(self.runtime.device), self.runtime)
-        return ab.cpu().numpy()
+    def __call__(self, small: np.ndarray, hints: np.ndarray | None = None) -> np.ndarray:
+        device = self.runtime.device
+        hints = None if hints is None else torch.from_numpy(hints).to(device)
+        return network_ab(self.generator, torch.from_numpy(small).to(device), self.runtime, hints).cpu().numpy()
 
 
 def fold_batch_norms(module: torch.nn.Module) -> torch.nn.Module:

@@ -20,19 +20,20 @@ from tqdm.auto import tqdm
 
 from colorful_world.core import runtime as rt
 from colorful_world.nets.checkpoint import checkpoint_path, prune_checkpoints, save_checkpoint
-from colorful_world.core.color import chroma_deficit, model_to_rgb, rgb_to_model
-from colorful_world.core.config import MODEL_FORMAT, TrainConfig
-from colorful_world.core.data import DataError, augment, epoch_order, load_splits
+from colorful_world.core.color import chroma_deficit, model_to_rgb
+from colorful_world.core.config import MODEL_FORMAT, ModelConfig, TrainConfig
+from colorful_world.core.data import Batch, BatchStream, DataError, load_splits
 from colorful_world.core.metrics import mean_ab, score
-from colorful_world.nets.models import EncoderUNet, PatchDiscriminator, build_generator, count_parameters
-from colorful_world.nets.model_file import EXPORT_NAME, export_generator
-from colorful_world.io.errors import UserError
+from colorful_world.nets.models import HINT_PARTS, EncoderUNet, PatchDiscriminator, build_generator, count_parameters
+from colorful_world.nets.model_file import EXPORT_NAME, export_generator, load_model
+from colorful_world.io.errors import ConfigError, UserError
 from colorful_world.io.paths import decoded_cache_dir, on_colab
 from colorful_world.nets.predict import predict_ab
 from colorful_world.core.report import plot_metrics, save_samples
 from colorful_world.training.run_folder import METRICS, MetricsLog, locked, open_run, provenance, run_dir
 
 
+VAL_HINTS = 10  # clicks per photo in the validation with hints
 MAX_SKIPS_IN_A_ROW = 50  # inf/NaN steps in a row before a run is declared diverged
 
 
@@ -72,14 +73,16 @@ def _finite(*losses: torch.Tensor) -> bool:
     return all(torch.isfinite(loss).item() for loss in losses)
 
 
-def train_step(rgb, G, D, opt_g, opt_d, scaler, config: TrainConfig, gan_phase: bool, runtime: rt.Runtime):
-    """One optimisation step on a batch of sRGB photos in [0, 1]; returns the losses, and
-    "skipped": 1.0 when a loss or (under fp16) a gradient was inf or NaN and nothing moved."""
-    l_norm, ab = rgb_to_model(rgb)  # colour conversion on the device, in float32
+def train_step(batch: Batch, G, D, opt_g, opt_d, scaler, config: TrainConfig, gan_phase: bool,
+               runtime: rt.Runtime):
+    """One optimisation step on a batch; returns the losses, and "skipped": 1.0 when a loss or
+    (under fp16) a gradient was inf or NaN and nothing moved."""
+    rgb, l_norm, ab, l_input = batch.rgb, batch.l_norm, batch.ab, batch.l_input
     if runtime.device.type == "cuda":
         l_norm = l_norm.contiguous(memory_format=torch.channels_last)
+        l_input = l_input.contiguous(memory_format=torch.channels_last)
     with runtime.autocast():
-        fake = G(l_norm)
+        fake = G(l_input) if batch.hints is None else G(l_input, batch.hints)
     l1 = F.l1_loss(fake.float(), ab)
     # L1 alone is minimised by a cautious, desaturated colour (the sepia look); the chroma term
     # holds each pixel's saturation up to the truth's without choosing the hue for it.
@@ -133,19 +136,42 @@ def build_training(config: TrainConfig, runtime: rt.Runtime, pretrained: bool = 
     """(G, D, their Adam optimizers, the grad scaler) as the config describes them, on the runtime's
     device (channels_last on CUDA); the scaler only works under fp16. `pretrained`: load the
     encoder's weights (a resumed run gets its own from the checkpoint instead)."""
-    G = build_generator(config.model(), config.encoder_weights if pretrained else "random").to(runtime.device)
+    G = build_generator(config.model(), config.encoder_weights if pretrained and not config.init_from else "random")
+    if pretrained and config.init_from:
+        start_from(G, config)
+    G = G.to(runtime.device)
     D = PatchDiscriminator(config.disc_channels, config.disc_layers).to(runtime.device)
     if runtime.device.type == "cuda":
         G, D = G.to(memory_format=torch.channels_last), D.to(memory_format=torch.channels_last)
     # The pretrained encoder may learn slower than the decoder, so that long training on faces
     # keeps more of what ImageNet taught it ("lr_scale" is read where the rate is set each step).
+    # The hint inputs are new weights beside trained ones: they learn faster (--hint-lr).
     encoder = {id(p) for p in G.stages.parameters()} if isinstance(G, EncoderUNet) else set()
-    groups = [{"params": [p for p in G.parameters() if id(p) not in encoder], "lr_scale": 1.0},
-              {"params": [p for p in G.parameters() if id(p) in encoder], "lr_scale": config.encoder_lr}]
+    hint = {id(p) for p in G.hint_parameters()} if getattr(G, "hints", False) else set()
+    groups = [{"params": [p for p in G.parameters() if id(p) not in encoder | hint], "lr_scale": 1.0},
+              {"params": [p for p in G.parameters() if id(p) in encoder], "lr_scale": config.encoder_lr},
+              {"params": [p for p in G.parameters() if id(p) in hint], "lr_scale": config.hint_lr}]
     opt_g = torch.optim.Adam([g for g in groups if g["params"]], lr=config.lr, betas=(config.beta1, 0.999))
     opt_d = torch.optim.Adam(D.parameters(), lr=config.lr, betas=(config.beta1, 0.999))
     scaler = torch.amp.GradScaler(runtime.device.type, enabled=runtime.amp_dtype == torch.float16)
     return G, D, opt_g, opt_d, scaler
+
+
+def start_from(G: torch.nn.Module, config: TrainConfig) -> None:
+    """Fine-tuning: the generator of config.init_from ("bundled": the package's model) loaded
+    into G; weights G has and the model lacks (hint inputs) keep their zero start."""
+    state, saved, _ = load_model(None if config.init_from == "bundled" else config.init_from)
+    mine = config.model()
+    theirs = ModelConfig.from_dict(saved)
+    if (theirs.arch, theirs.encoder, theirs.base_channels, theirs.max_channels, theirs.depth) != \
+            (mine.arch, mine.encoder, mine.base_channels, mine.max_channels, mine.depth):
+        raise ConfigError(f"--init-from {config.init_from}: its network ({theirs.arch}, {theirs.encoder or 'no encoder'}, "
+                          f"width {theirs.base_channels}-{theirs.max_channels}) is not this run's; give the same "
+                          "--arch, --encoder, --base-channels and --max-channels")
+    missing, unexpected = G.load_state_dict(state, strict=False)
+    if unexpected or any(not key.startswith(HINT_PARTS) for key in missing):
+        raise ConfigError(f"--init-from {config.init_from}: its weights do not fit this network "
+                          f"({len(missing)} missing, {len(unexpected)} unexpected)")
 
 
 def _in_groups(saved: dict, optimizer: torch.optim.Optimizer, params: list) -> dict:
@@ -287,25 +313,21 @@ def _train(config: TrainConfig, state: dict | None, resumed_from: Path | None, r
     G_train.train(), D_train.train()
     # --data-on-device: the uint8 cache lives on the GPU (a quarter of float32), crops happen there.
     images = splits.train.to(runtime.device) if config.data_on_device else splits.train
+    batches = BatchStream(images, config, steps_per_epoch, runtime.rank, runtime.world_size, runtime.device)
     tick, ticked, waited = time.perf_counter(), step, 0.0
     first_step, skipped, in_a_row = step, 0, 0
     if runtime.device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(runtime.device)
-    with rt.GracefulStop(enabled=not runtime.distributed) as stop:
+    with rt.GracefulStop(enabled=not runtime.distributed) as stop, contextlib.closing(batches):
         while step < total and not out_of_time():
-            epoch, index = divmod(step, steps_per_epoch)
+            epoch = step // steps_per_epoch
             gan_phase = epoch >= config.l1_epochs
             for group in (*opt_g.param_groups, *opt_d.param_groups):  # a function of the step: resumes exactly
                 group["lr"] = learning_rate(config, step, steps_per_epoch) * group.get("lr_scale", 1.0)
-            order = epoch_order(len(splits.train), epoch, config.seed)
-            first = (index * runtime.world_size + runtime.rank) * per_rank
             fetched = time.perf_counter()
-            batch = images[order[first:first + per_rank].to(images.device)]
-            crops = augment(batch, config.image_size, torch.Generator().manual_seed(config.seed * 7919 + step),
-                            config.min_crop)
-            rgb = crops.to(runtime.device, non_blocking=True).float() / 255
+            batch = batches.batch(step)
             waited += time.perf_counter() - fetched
-            logs = train_step(rgb, G_train, D_train, opt_g, opt_d, scaler, config, gan_phase, runtime)
+            logs = train_step(batch, G_train, D_train, opt_g, opt_d, scaler, config, gan_phase, runtime)
             step += 1
             if logs.pop("skipped"):  # G did not move: neither does its average
                 skipped, in_a_row = skipped + 1, in_a_row + 1
@@ -355,18 +377,24 @@ def _train(config: TrainConfig, state: dict | None, resumed_from: Path | None, r
 
 
 def validate(ema, splits, runtime: rt.Runtime, out: Path, epoch: int, step: int, metrics: MetricsLog) -> dict:
-    """Score the EMA generator on the validation photos, whole and tightly cropped (figures
-    prefixed crop_); write a sample grid of both and the plot."""
-    def predict(l_norm):  # at the photos' own size, which is the training size: no resizing
-        return predict_ab(ema, l_norm, l_norm.shape[-1], runtime)
+    """Score the EMA generator on the validation photos, whole, tightly cropped (figures
+    prefixed crop_), as old prints (old_) and, for a model with hints, with VAL_HINTS clicks;
+    write a sample grid and the plot."""
+    def predict(l_norm, hints=None):  # at the photos' own size, which is the training size: no resizing
+        return predict_ab(ema, l_norm, l_norm.shape[-1], runtime, hints)
 
     figures = score(predict, splits.val, runtime.device)
     figures |= {f"crop_{k}": v for k, v in score(predict, splits.val_crop, runtime.device).items()}
+    figures |= {f"old_{k}": v for k, v in score(predict, splits.val, runtime.device, old_print=True).items()}
+    if getattr(ema, "hints", False):
+        figures |= {f"hints{VAL_HINTS}_{k}": v
+                    for k, v in score(predict, splits.val, runtime.device, hints=VAL_HINTS).items()}
     samples = out / "samples" / f"epoch_{epoch + 1:03d}.png"
     spread = torch.linspace(0, len(splits.val) - 1, min(4, len(splits.val))).long()  # different people
     save_samples(predict, torch.cat([splits.val[spread], splits.val_crop[spread]]), runtime.device, samples)
     metrics.write({"kind": "val", "step": step, "epoch": epoch, **figures, "samples": str(samples)})
     plot_metrics(out / METRICS, out / "metrics.png")
     shown = ("psnr", "delta_e2000", "colourfulness_ratio")
-    tqdm.write(f"epoch {epoch + 1}: " + ", ".join(f"{p}{k} {figures[p + k]:.3f}" for p in ("", "crop_") for k in shown))
+    framings = [p for p in ("", "crop_", "old_", f"hints{VAL_HINTS}_") if p + "psnr" in figures]
+    tqdm.write(f"epoch {epoch + 1}: " + ", ".join(f"{p}{k} {figures[p + k]:.3f}" for p in framings for k in shown))
     return figures
