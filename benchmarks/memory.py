@@ -15,6 +15,7 @@ import torch
 
 from colorful_world.core.config import PRESETS, TrainConfig
 from colorful_world.core.runtime import Runtime
+from colorful_world.core.data import training_batch
 from colorful_world.training.train import build_training, train_step
 
 
@@ -38,8 +39,10 @@ def saved_bytes(fn) -> int:
 def measure(config: TrainConfig, dtype: torch.dtype | None, batch: int = 4) -> dict:
     runtime = Runtime(torch.device("cpu"), dtype)
     G, D, opt_g, opt_d, scaler = build_training(config, runtime, pretrained=False)
-    rgb = torch.rand(batch, 3, config.image_size, config.image_size)
-    activations = saved_bytes(lambda: train_step(rgb, G, D, opt_g, opt_d, scaler, config, True, runtime))
+    photos = torch.randint(0, 256, (batch, 3, config.image_size, config.image_size), dtype=torch.uint8)
+    inputs = training_batch(photos, torch.arange(batch), config.image_size, 0, 0, 1.0, config.old_prints,
+                            config.hints, runtime.device)
+    activations = saved_bytes(lambda: train_step(inputs, G, D, opt_g, opt_d, scaler, config, True, runtime))
     weights = sum(p.numel() * 4 for m in (G, D) for p in m.parameters())
     return {"activations_per_image_mb": activations / batch / 2**20,
             "weights_grads_adam_mb": 4 * weights / 2**20}  # weights, gradients, two moments: fp32
