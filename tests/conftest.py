@@ -28,3 +28,19 @@ def tiny_model(tmp_path_factory) -> Path:
     net = UNet(TINY_MODEL["base_channels"], TINY_MODEL["depth"], dropout=0.0)
     export_generator(net.state_dict(), TINY_MODEL, path)
     return path
+
+
+@pytest.fixture(scope="session")
+def hinted_model(tmp_path_factory) -> Path:
+    """A small untrained generator that takes hints, its hint weights made non-zero (a model
+    fresh from a hint-free one would ignore hints until trained)."""
+    from colorful_world.core.config import ModelConfig
+    from colorful_world.nets.models import build_generator
+    config = ModelConfig("encoder_unet", 64, 5, 8, 64, encoder="mobilenet_v2", hints=True)
+    torch.manual_seed(0)
+    net = build_generator(config)
+    for conv in net.hint_inputs:
+        conv.weight.data.normal_(0, 0.2)
+    path = tmp_path_factory.mktemp("hinted") / "hinted.safetensors"
+    export_generator(net.state_dict(), config.__dict__, path)
+    return path

@@ -61,3 +61,10 @@ def test_startup_benchmark_times_each_step_in_a_fresh_process(tiny_model):
     steps = ("start_and_exit", "import_cli", "import_torch", "load_model", "first_photo", "second_photo")
     assert all(figures[step] >= 0 for step in steps) and figures["import_torch"] > 0
     assert abs(sum(figures[step] for step in steps) - figures["total"]) < 0.01
+
+
+def test_hints_benchmark_times_a_click_on_both_backends(hinted_model):
+    figures = run_benchmark("hints.py", "--checkpoint", str(hinted_model), "--photo-size", "96", "--runs", "1")
+    assert figures["hints"] == 5
+    for backend in ("torch", "onnx"):
+        assert 0 < figures[f"{backend}_click_to_png_ms"] < figures[f"{backend}_first_photo_ms"] * 10

@@ -114,20 +114,14 @@ def test_a_model_without_hints_refuses_them_with_a_sentence(tiny_model):
     assert colorizer.colorize(Image.new("L", (32, 32)), hints=[]).size == (32, 32)
 
 
-def test_hints_reach_the_onnx_model_as_they_reach_torch(tmp_path):
+def test_hints_reach_the_onnx_model_as_they_reach_torch(hinted_model, tmp_path):
     from colorful_world.inference.onnx_backend import export_onnx
-    from colorful_world.nets.model_file import export_generator
-    torch.manual_seed(0)
-    net = build_generator(HINTED)
-    for conv in net.hint_inputs:
-        conv.weight.data.normal_(0, 0.2)
-    export_generator(net.state_dict(), HINTED.__dict__, tmp_path / "hinted.safetensors")
-    export_onnx(tmp_path / "hinted.safetensors", tmp_path / "hinted.onnx")
+    export_onnx(hinted_model, tmp_path / "hinted.onnx")
     photo = Image.fromarray((np.random.default_rng(0).random((90, 70)) * 255).astype(np.uint8), "L")
     hints = [(10, 10, "#ff2020"), (60, 80, "#2020ff")]
     outs = {}
-    for backend, path in (("torch", "hinted.safetensors"), ("onnx", "hinted.onnx")):
-        colorizer = Colorizer.from_checkpoint(tmp_path / path, backend=backend)
+    for backend, path in (("torch", hinted_model), ("onnx", tmp_path / "hinted.onnx")):
+        colorizer = Colorizer.from_checkpoint(path, backend=backend)
         outs[backend] = np.asarray(colorizer.colorize(photo, hints=hints)).astype(int)
         outs[backend + "_plain"] = np.asarray(colorizer.colorize(photo)).astype(int)
     assert np.abs(outs["torch"] - outs["onnx"]).max() <= 1
