@@ -18,6 +18,7 @@ from PIL import Image
 from tqdm.auto import tqdm
 
 from colorful_world.inference.colorize import Colorizer
+from colorful_world.io.atomic import NAME_MAX, write_bytes
 from colorful_world.io.errors import UserError
 from colorful_world.io.images import IMAGE_SUFFIXES, BadImageError, find_images
 from colorful_world.io.png import made_here
@@ -70,13 +71,19 @@ def output_paths(files: list[Path], out_dir: Path) -> list[Path]:
     taken = {f.resolve() for f in files}
     result, used = [], set()
     for f in files:
-        candidate, n = out_dir / f"{f.stem}.png", 1
+        candidate, n = out_dir / _fitting(f.stem, ".png"), 1
         while candidate.resolve() in taken or candidate.resolve() in used:
             n += 1
-            candidate = out_dir / f"{f.stem}-{n}.png"
+            candidate = out_dir / _fitting(f.stem, f"-{n}.png")
         used.add(candidate.resolve())
         result.append(candidate)
     return result
+
+
+def _fitting(stem: str, ending: str) -> str:
+    """stem + ending, the stem cut (in bytes, whole characters) so the name fits NAME_MAX."""
+    room = NAME_MAX - len(ending.encode())
+    return stem.encode()[:room].decode(errors="ignore") + ending
 
 
 def colorize_files(colorizer: Colorizer, inputs: Iterable[str | Path], out_dir: Path,
@@ -191,10 +198,7 @@ def _header_pixels(path: Path) -> int:
 
 
 def _write_png(data: bytes, dst: Path) -> None:
-    tmp = dst.with_name(dst.name + ".tmp")
-    try:
-        tmp.write_bytes(data)
-        tmp.replace(dst)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+    """Under a temporary name of its own (io.atomic: unpredictable, never through a planted
+    link, within the file name limit however long the photo's name), then renamed into place.
+    Not synced: a lost result is made again by running the same command."""
+    write_bytes(dst, data, sync=False)

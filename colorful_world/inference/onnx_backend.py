@@ -5,12 +5,15 @@ code as the torch path, so both give the same pictures (within 1/255, tested).
 """
 
 import hashlib
+import io
 import json
 import warnings
 from pathlib import Path
 
 import numpy as np
 
+from colorful_world.core.config import ModelConfig
+from colorful_world.io.atomic import write_bytes
 from colorful_world.io.errors import CheckpointError
 from colorful_world.io.paths import user_cache_dir
 
@@ -59,18 +62,18 @@ def export_onnx(checkpoint: str | Path | None, path: Path, provenance: dict | No
     names = ["l", "hints"][:len(inputs)]
     axes = {0: "batch", 2: "height", 3: "width"}  # any working size that is a multiple of 2**depth
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
     # The TorchScript exporter: a plain conv net needs nothing more, and it spares the onnxscript
-    # dependency of the newer one. It warns that it is deprecated; that is known.
+    # dependency of the newer one. It warns that it is deprecated; that is known. Exported in
+    # memory (a model is megabytes) and written once, by io.atomic.
+    exported = io.BytesIO()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DeprecationWarning)
-        torch.onnx.export(generator, inputs, str(tmp), input_names=names, output_names=["ab"],
+        torch.onnx.export(generator, inputs, exported, input_names=names, output_names=["ab"],
                           dynamic_axes={name: axes for name in [*names, "ab"]}, opset_version=17, dynamo=False)
-    model = onnx.load(str(tmp))
+    model = onnx.load_model_from_string(exported.getvalue())
     for key, value in (("config", config), ("provenance", provenance or saved)):
         model.metadata_props.add(key=key, value=json.dumps(value))
-    onnx.save(model, str(tmp))
-    tmp.replace(path)
+    write_bytes(path, model.SerializeToString())
 
 
 def load_onnx_generator(path: str | Path | None) -> tuple[OnnxGenerator, dict]:
@@ -95,7 +98,11 @@ def load_onnx_generator(path: str | Path | None) -> tuple[OnnxGenerator, dict]:
         config = json.loads(generator.session.get_modelmeta().custom_metadata_map["config"])
     except Exception as err:  # ONNX Runtime raises its own error types for a foreign file
         raise CheckpointError(f"{source}: not a colorful-world ONNX model ({err})") from None
-    generator.depth = config["depth"]
+    try:  # the same bounds as a torch model's (core.config): a config that claims too much is refused here
+        model = ModelConfig.from_dict(config)
+    except (ValueError, TypeError) as err:
+        raise CheckpointError(f"{source}: its config cannot work ({err})") from None
+    generator.depth = model.depth
     generator.hints = "hints" in {i.name for i in generator.session.get_inputs()}
     return generator, config
 

@@ -1,7 +1,6 @@
 """Training checkpoints: the whole state of a run at one step, written atomically and loaded
 without unpickling anything but tensors and numbers."""
 
-import os
 import pickle
 import shutil
 import tempfile
@@ -9,6 +8,7 @@ from pathlib import Path
 
 import torch
 
+from colorful_world.io.atomic import atomic_write
 from colorful_world.io.errors import CheckpointError, UserError
 
 CHECKPOINT_DIR = "checkpoints"
@@ -22,50 +22,32 @@ def checkpoint_path(run_dir: Path, step: int) -> Path:
     return Path(run_dir) / CHECKPOINT_DIR / f"step_{step:09d}.pt"
 
 
-def _temporary(folder: Path, name: str) -> Path:
-    """A temporary name of this save's own: two saves never write into one file."""
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix=name + ".", suffix=".tmp")
-    os.close(fd)
-    return Path(tmp)
-
-
 def save_checkpoint(state: dict, path: Path, staging: Path | None = None) -> None:
-    """Write to a temporary file in the same folder, sync, then rename over the target; with
-    `staging` (local disk, when the run folder is on a network drive such as Google Drive), the
-    file is written there first and then copied in, the same way.
+    """Write to a temporary file in the same folder (io.atomic: a name of this save's own, never
+    through a planted link), sync, then rename over the target; with `staging` (local disk, when
+    the run folder is on a network drive such as Google Drive), the state is written to a nameless
+    file there first and then copied in.
 
-    A save that fails or is killed leaves every finished checkpoint whole, and a failed one
-    removes its temporary files.
+    A save that fails or is killed leaves every finished checkpoint whole; a failed one removes
+    its temporary file, and a killed one's is removed by the next save.
     """
     path.parent.mkdir(parents=True, exist_ok=True)
-    written = []
     try:
-        if staging is not None:
-            staging.mkdir(parents=True, exist_ok=True)
-            local = _temporary(staging, path.name)
-            written.append(local)
-            torch.save(state, local)
-        tmp = _temporary(path.parent, path.name)
-        written.append(tmp)
-        with open(tmp, "wb") as f:
+        with atomic_write(path) as f:
             if staging is None:
                 torch.save(state, f)
             else:
-                with open(local, "rb") as source:
-                    shutil.copyfileobj(source, f, 1 << 22)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-        written.remove(tmp)
+                staging.mkdir(parents=True, exist_ok=True)
+                with tempfile.TemporaryFile(dir=staging) as local:
+                    torch.save(state, local)
+                    local.seek(0)
+                    shutil.copyfileobj(local, f, 1 << 22)
     except (RuntimeError, OSError) as err:  # torch reports a full disk as a RuntimeError
         reason = str(err).splitlines()[0] if str(err) else type(err).__name__
         free = shutil.disk_usage(path.parent).free / 1e6
         raise CheckpointSaveError(f"could not write the checkpoint {path} ({reason}; {free:,.0f} MB free "
                                   "there); the run keeps its previous checkpoint: make room, then the same "
                                   "command goes on from it") from None
-    finally:
-        for leftover in written:
-            leftover.unlink(missing_ok=True)
 
 
 def load_checkpoint(path: Path) -> dict:

@@ -2,13 +2,13 @@
 as safetensors (nothing to unpickle); a training checkpoint's EMA generator loads the same way."""
 
 import json
-import os
 from pathlib import Path
 
 import torch
 from safetensors import safe_open
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file, save
 
+from colorful_world.io.atomic import write_bytes
 from colorful_world.nets.checkpoint import CheckpointError, load_checkpoint
 from colorful_world.core.config import ModelConfig
 from colorful_world.nets.models import build_generator
@@ -24,13 +24,10 @@ def export_generator(state_dict: dict, config: dict, path: Path, fp16: bool = Fa
     tensors = {k: (v.half() if fp16 and v.is_floating_point() else v).contiguous()
                for k, v in state_dict.items()}
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    save_file(tensors, str(tmp), metadata={"config": json.dumps(config),
-                                           "provenance": json.dumps(provenance or {})})
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(tmp, 0o666 & ~umask)  # readable as any file the user writes (a serving user, say), not 0600
-    os.replace(tmp, path)
+    # Serialized in memory (a model is megabytes) and written by io.atomic, not by save_file,
+    # whose own temporary file a killed export would leave in the run folder for good.
+    data = save(tensors, metadata={"config": json.dumps(config), "provenance": json.dumps(provenance or {})})
+    write_bytes(path, data)  # readable as any file the user writes (a serving user, say), not 0600
 
 
 def model_path(path: str | Path | None) -> Path:
@@ -47,7 +44,8 @@ def load_model(path: str | Path | None) -> tuple[dict, dict, dict]:
     checkpoint (its EMA generator); None means the bundled model. Nothing is unpickled."""
     path = model_path(path)
     if path.suffix == ".onnx":
-        raise CheckpointError(f"{path}: an ONNX model runs with the onnx backend (--backend onnx)")
+        raise CheckpointError(f"{path}: an ONNX model, which only colorize and serve read (with --backend onnx); "
+                              "give the .safetensors or .pt model it was exported from")
     if path.suffix == ".safetensors":
         try:
             with safe_open(str(path), framework="pt") as f:
@@ -63,10 +61,17 @@ def load_model(path: str | Path | None) -> tuple[dict, dict, dict]:
             raise CheckpointError(f"{path}: has no colorful-world config in its metadata")
     else:
         state = load_checkpoint(path)
-        if "ema" not in state or "config" not in state:
+        if not isinstance(state, dict) or not isinstance(state.get("ema"), dict) or "config" not in state:
             raise CheckpointError(f"{path}: not a colorful-world training checkpoint")
         tensors, config = state["ema"], state["config"]
-        provenance = {"step": state["step"], "epoch": state["epoch"]}
+        if not all(isinstance(v, torch.Tensor) for v in tensors.values()):
+            raise CheckpointError(f"{path}: its generator weights are not all tensors")
+        # A checkpoint without its step or epoch (hand-made, or cut down) still holds a model.
+        provenance = {k: state[k] for k in ("step", "epoch") if isinstance(state.get(k), int)}
+    try:  # every door (colorize, serve, info, export, evaluate) holds a model to the same bounds
+        ModelConfig.from_dict(config)
+    except (ValueError, TypeError) as err:
+        raise CheckpointError(f"{path}: its config cannot work ({err})") from None
     return {k: v.float() if v.is_floating_point() else v for k, v in tensors.items()}, config, provenance
 
 
