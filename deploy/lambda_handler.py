@@ -6,14 +6,17 @@ import os
 
 from apig_wsgi import make_lambda_handler
 
+from colorful_world.apps.http_limits import bounded_lambda_handler, lambda_limits
 from colorful_world.apps.server import create_app
 
 # Created once per instance, at cold start; every invocation it serves shares the model.
-# Lambda carries at most 6 MB each way, base64 (4/3) included, and a PNG answer takes about
-# 2 bytes a pixel: these limits keep both directions under it.
+# Lambda carries at most 6 MB each way, base64 (4/3) included, and a PNG answer takes at worst
+# about 5 bytes a pixel (grain does not compress): these limits keep both directions under it
+# for any photo (http_limits.lambda_limits).
+MAX_BYTES, MAX_PIXELS = lambda_limits()
 app = create_app(checkpoint=os.environ.get("MODEL") or None,
                  backend=os.environ.get("BACKEND") or "torch",
-                 max_bytes=4_000_000, max_pixels=2_000_000)
+                 max_bytes=MAX_BYTES, max_pixels=MAX_PIXELS)
 # PNG answers go back as base64 (REST API events need the flag; the others have it by default);
-# JSON errors and the page stay text.
-handler = make_lambda_handler(app, binary_support=True)
+# JSON errors and the page stay text. A malformed event is a 400, not an exception.
+handler = bounded_lambda_handler(make_lambda_handler(app, binary_support=True), MAX_PIXELS)

@@ -277,3 +277,47 @@ def test_every_numeric_training_setting_has_a_range():
     TrainConfig().validate()
     for preset in config_module.PRESETS.values():
         TrainConfig(**preset).validate()
+
+
+# Bug 5: a full disk while the decode cache is written ------------------------------------------
+
+FULL_DISK = """
+import sys
+from pathlib import Path
+from colorful_world.core.data import build_cache
+from colorful_world.io.errors import UserError
+files = sorted(Path(sys.argv[1]).glob("*.png"))
+# --- limit ---
+try:
+    build_cache(files, 64, Path(sys.argv[2]), progress=False)
+except UserError as err:
+    print(err)
+    sys.exit(2)
+"""
+
+
+def test_a_full_cache_disk_is_one_sentence_and_leaves_nothing(tmp_path, synthetic_folder):
+    """The disk fills (here: a 64 KB file size limit, as a full tmpfs would) while 12 MB of decoded
+    photos are written: a sentence and exit 2, no temporary file behind, twice over; before, an
+    OSError traceback (or, on a full tmpfs, SIGBUS and no message) and a 0.7-3 MB file each time."""
+    cache = tmp_path / "cache"
+    code = FULL_DISK.replace("# --- limit ---\n", textwrap.dedent("""
+        import resource, signal
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a write past the limit fails, as on a full disk
+        resource.setrlimit(resource.RLIMIT_FSIZE, (65536, 65536))
+    """))
+    for _ in range(2):  # the rerun too
+        child = subprocess.run([sys.executable, "-c", code, str(synthetic_folder), str(cache)], env=ENV,
+                               capture_output=True, text=True, timeout=300)
+        assert child.returncode == 2, child.stderr
+        assert "Traceback" not in child.stderr and "--cache-dir" in child.stdout and "MB" in child.stdout
+        assert list(cache.iterdir()) == []
+    # with room, the same build works and is reused
+    from colorful_world.core.data import build_cache
+
+    files = sorted(synthetic_folder.glob("*.png"))
+    first = build_cache(files, 64, cache, progress=False)
+    again = build_cache(files, 64, cache, progress=False)
+    assert first.images.shape == (len(files), 3, 64, 64) and np.array_equal(first.images, again.images)
+    assert sorted(p.suffix for p in cache.iterdir()) == [".json", ".npy"]
+

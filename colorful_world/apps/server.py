@@ -216,12 +216,12 @@ def _working_size(text: str | None, colorizer: Colorizer) -> int | None:
     """`?size=` as the side the network works at, or None for its training size."""
     if not text:
         return None
+    from colorful_world.core.config import MAX_IMAGE_SIZE
+
     step = 2 ** colorizer.depth
-    top = MAX_SIZE_FACTOR * colorizer.image_size
-    try:
-        size = int(text)
-    except ValueError:
-        size = 0  # refused below, with the same message
+    top = min(MAX_SIZE_FACTOR * colorizer.image_size, MAX_IMAGE_SIZE)  # the model bounds' ceiling too
+    # ASCII digits only: int() would also take '+64', ' 64', '1_28' and full-width digits.
+    size = int(text) if text.isascii() and text.isdigit() and len(text) <= 6 else 0  # 0: refused below
     if size % step or not step <= size <= top:
         raise RequestRefused(400, f"size must be a multiple of {step} from {step} to {top}, "
                                   f"not {text!r}")
@@ -249,25 +249,36 @@ def _decode(data: bytes, max_pixels: int) -> Image.Image:
     so a decompression bomb is refused before it takes any memory.
 
     Decoders of untrusted bytes fail in many ways (OSError, SyntaxError, struct.error...), in
-    open as in load; each is the file's fault, answered 422.
+    open as in load; each is the file's fault, answered 422. Too many pixels, a decompression
+    bomb or a metadata bomb (text chunks past PIL's limits) is answered 413. The formats and
+    the pixel rule are the package's own (io.images), as every other door's.
     """
+    formats = images.allowed_formats()
     try:
-        image = Image.open(io.BytesIO(data), formats=FORMATS)  # reads the header only
+        image = Image.open(io.BytesIO(data), formats=formats)  # reads the header only
+        images.check_pixels(image.width, image.height, max_pixels)
+        image.load()
     except Image.DecompressionBombError as err:  # PIL's own cap, far above ours, checked in open
         raise RequestRefused(413, f"refused as a decompression bomb: {err}") from None
+    except images.PhotoTooLargeError as err:
+        raise RequestRefused(413, f"{err} by this server") from None
     except UnidentifiedImageError:
+        known = next((name for name, magic in _SIGNATURES if data.startswith(magic)), None)
+        if known in formats:  # a PNG of 0x0 pixels, say: a photo's header PIL will not take
+            raise RequestRefused(422, f"the image cannot be decoded: a {known} file whose header is "
+                                      "broken or has no pixels") from None
         raise RequestRefused(415, "the upload is not an image in a format this server reads "
-                                  f"({', '.join(FORMATS)})") from None
+                                  f"({', '.join(formats)})") from None
     except Exception as err:
-        raise RequestRefused(422, f"the image cannot be decoded: {err}") from None
-    if image.width * image.height > max_pixels:
-        raise RequestRefused(413, f"{image.width}x{image.height} is {image.width * image.height:,} "
-                                  f"pixels, more than the {max_pixels:,} this server accepts")
-    try:
-        image.load()
-    except Exception as err:
+        if images.metadata_bomb(err):
+            raise RequestRefused(413, f"refused: its metadata would take too much memory ({err})") from None
         raise RequestRefused(422, f"the image cannot be decoded: {err}") from None
     return image
+
+
+# The first bytes of each format the package reads (io.images.FORMATS).
+_SIGNATURES = (("PNG", b"\x89PNG\r\n\x1a\n"), ("JPEG", b"\xff\xd8\xff"), ("GIF", b"GIF8"), ("BMP", b"BM"),
+               ("TIFF", b"II*\x00"), ("TIFF", b"MM\x00*"), ("WEBP", b"RIFF"))
 
 
 def make_server(app, host: str = "127.0.0.1", port: int = 8000, max_bytes: int = MAX_BYTES,
@@ -284,11 +295,14 @@ def make_server(app, host: str = "127.0.0.1", port: int = 8000, max_bytes: int =
     """
     from cheroot.wsgi import Server
 
-    from colorful_world.apps.http_limits import REQUEST_DEADLINE_S, DeadlineConnection
+    from colorful_world.apps.http_limits import MAX_HEADER_BYTES, REQUEST_DEADLINE_S, DeadlineConnection
 
     if not 0 <= port <= 65535:
         raise ConfigError(f"port must be from 0 to 65535, not {port}")
     server = Server((host, port), app)
+    # The request line and headers, bounded (cheroot's default is none: one 400 MB header was read
+    # whole); over it, a JSON 413 and the connection closed (http_limits.JsonRequest).
+    server.max_request_header_size = MAX_HEADER_BYTES
     limits = {"deadline_s": REQUEST_DEADLINE_S if deadline_s is None else deadline_s, "max_read": max_bytes}
     server.ConnectionClass = type("Connection", (DeadlineConnection,), limits)
     server.prepare()

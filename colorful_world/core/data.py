@@ -10,11 +10,12 @@ trained on one framing alone has been seen to lose on the other; random-scale cr
 training (`min_crop`) cover both.
 """
 
+import errno
 import hashlib
 import json
 import os
 import random
-import tempfile
+import shutil
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,6 +31,7 @@ from colorful_world.core.clicks import simulate_clicks
 from colorful_world.core.color import colourfulness, rgb_to_model
 from colorful_world.core.config import TrainConfig
 from colorful_world.core.old_print import damage_batch
+from colorful_world.io import atomic
 from colorful_world.io.errors import UserError
 from colorful_world.io.images import BadImageError, find_images, load_rgb
 
@@ -89,11 +91,25 @@ def _decode_square(path: Path, size: int) -> np.ndarray:
 
 
 def _temp_beside(path: Path) -> Path:
-    """A temporary name of this build's own: two runs decoding the same photos at once each
-    write a complete copy, and the last rename wins."""
-    fd, name = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
-    os.close(fd)
-    return Path(name)
+    """A temporary name of this build's own (io.atomic's): two runs decoding the same photos at
+    once each write a complete copy, and the last rename wins."""
+    return atomic.temporary_name(path)
+
+
+def _reserved_npy(file, shape: tuple[int, ...]) -> np.memmap:
+    """A uint8 .npy of `shape` in the open `file`, its blocks reserved on the disk before a byte
+    is mapped: a disk too small fails here, with an OSError (ENOSPC), not later as a SIGBUS in
+    the middle of a write to the map."""
+    np.lib.format.write_array_header_1_0(file, {"descr": "|u1", "fortran_order": False, "shape": shape})
+    file.flush()
+    offset = file.tell()
+    try:
+        os.posix_fallocate(file.fileno(), 0, offset + int(np.prod(shape)))
+    except OSError as err:
+        if err.errno not in (errno.EOPNOTSUPP, errno.EINVAL):
+            raise
+        file.truncate(offset + int(np.prod(shape)))  # a file system that cannot reserve: as before
+    return np.memmap(file, dtype=np.uint8, mode="r+", offset=offset, shape=shape)
 
 
 @dataclass
@@ -116,9 +132,7 @@ def build_cache(files: list[Path], size: int, cache_dir: Path, progress: bool = 
                           np.array(index["colourfulness"], dtype=np.float32), index["bad"])
 
     cache_dir.mkdir(parents=True, exist_ok=True)
-    tmp_path = _temp_beside(array_path)
-    images = np.lib.format.open_memmap(tmp_path, mode="w+", dtype=np.uint8,
-                                       shape=(len(files), 3, size, size))
+    shape = (len(files), 3, size, size)
     scores = np.full(len(files), np.nan, dtype=np.float32)  # NaN marks an unreadable file
     bad = []
 
@@ -129,17 +143,24 @@ def build_cache(files: list[Path], size: int, cache_dir: Path, progress: bool = 
         except (BadImageError, OSError, ValueError) as err:
             bad.append(f"{files[i]}: {err}")
 
-    with ThreadPoolExecutor(max_workers=min(16, 2 * (os.cpu_count() or 1))) as pool:
-        for _ in tqdm(pool.map(decode, range(len(files))), total=len(files),
-                      desc="decoding photos", disable=not progress):
-            pass
-    images.flush()
-    del images
-    os.replace(tmp_path, array_path)  # publish only a complete cache
-    index = {"files": [str(f) for f in files], "colourfulness": scores.tolist(), "bad": sorted(bad)}
-    tmp_index = _temp_beside(index_path)
-    tmp_index.write_text(json.dumps(index))
-    os.replace(tmp_index, index_path)
+    index = {"files": [str(f) for f in files], "colourfulness": [], "bad": []}
+    try:
+        # Written under a temporary name (io.atomic) and renamed: only a complete cache is published.
+        with atomic.atomic_write(array_path, sync=False, readable=True) as file:
+            images = _reserved_npy(file, shape)
+            with ThreadPoolExecutor(max_workers=min(16, 2 * (os.cpu_count() or 1))) as pool:
+                for _ in tqdm(pool.map(decode, range(len(files))), total=len(files),
+                              desc="decoding photos", disable=not progress):
+                    pass
+            images.flush()
+            del images
+        index |= {"colourfulness": scores.tolist(), "bad": sorted(bad)}
+        atomic.write_text(index_path, json.dumps(index))
+    except OSError as err:
+        free = shutil.disk_usage(cache_dir).free / 1e6
+        raise DataError(f"cannot write the decoded photos into {cache_dir} ({err.strerror or err}): they take "
+                        f"{np.prod(shape) / 1e6:,.0f} MB and {free:,.0f} MB is free there; make room, or give "
+                        "another --cache-dir") from None
     return ImageCache(np.load(array_path, mmap_mode="r"), index["files"], scores, index["bad"])
 
 

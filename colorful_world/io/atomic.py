@@ -71,14 +71,16 @@ def _umask_mode() -> int:
 
 
 @contextlib.contextmanager
-def atomic_write(target: str | Path, mode: int | None = None, sync: bool = True) -> Iterator[BinaryIO]:
-    """Open a new temporary file beside `target` for writing (binary); when the block ends without
-    an error, the file is synced, given `mode` (default: what the umask gives any new file) and
-    renamed over `target`. On any error, or an interrupt, it is removed and `target` is as before.
+def atomic_write(target: str | Path, mode: int | None = None, sync: bool = True,
+                 readable: bool = False) -> Iterator[BinaryIO]:
+    """Open a new temporary file beside `target` for writing (binary; `readable`: for reading
+    too, as a memory map needs); when the block ends without an error, the file is synced, given
+    `mode` (default: what the umask gives any new file) and renamed over `target`. On any error,
+    or an interrupt, it is removed and `target` is as before.
     """
     target = Path(target)
     sweep_leftovers(target)
-    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
+    flags = (os.O_RDWR if readable else os.O_WRONLY) | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
     for _ in range(100):
         temp = temporary_name(target)
         try:
@@ -89,7 +91,7 @@ def atomic_write(target: str | Path, mode: int | None = None, sync: bool = True)
     else:
         raise FileExistsError(errno.EEXIST, "no free temporary name", str(target))
     try:
-        with os.fdopen(fd, "wb") as file:
+        with os.fdopen(fd, "w+b" if readable else "wb") as file:
             yield file
             file.flush()
             if sync:
