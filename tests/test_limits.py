@@ -321,3 +321,41 @@ def test_a_full_cache_disk_is_one_sentence_and_leaves_nothing(tmp_path, syntheti
     assert first.images.shape == (len(files), 3, 64, 64) and np.array_equal(first.images, again.images)
     assert sorted(p.suffix for p in cache.iterdir()) == [".json", ".npy"]
 
+
+
+# Bug 11: high-bit-depth photos cost what 8-bit ones do -----------------------------------------
+
+@pytest.mark.parametrize("mode", ["F", "I;16"])
+def test_a_high_bit_depth_photo_costs_what_an_8_bit_one_does(tmp_path, tiny_model, mode):
+    """A float or 16-bit grey TIFF was scaled to 8 bits through whole float64 copies: 21-23 bytes
+    a pixel against about 14 for the same photo in 8 bits. Now a band at a time."""
+    side = 3000
+    values = np.random.default_rng(0).random((side, side))
+    eight = tmp_path / "eight.png"
+    Image.fromarray((values * 255).astype(np.uint8)).save(eight)
+    deep = tmp_path / "deep.tif"
+    if mode == "F":
+        Image.fromarray((values * 255).astype(np.float32), "F").save(deep)
+    else:
+        Image.fromarray((values * 65535).astype(np.uint16)).save(deep)
+    assert Image.open(deep).mode == mode
+    command = [sys.executable, "-m", "colorful_world", "colorize", "-c", str(tiny_model), "-o", str(tmp_path / "out")]
+    rc_eight, peak_eight = _peak_rss_mb(command + [str(eight)])
+    rc_deep, peak_deep = _peak_rss_mb(command + [str(deep)])
+    assert rc_eight == rc_deep == 0
+    extra = (peak_deep - peak_eight) * 2**20 / side**2
+    print(f"{mode}: {extra:.1f} bytes a pixel more than the 8-bit photo")
+    assert extra < 2, f"{extra:.1f} bytes a pixel more than the 8-bit photo"
+    grey = np.asarray(Image.open(tmp_path / "out" / "deep.png").convert("L"), dtype=np.int16)
+    assert np.abs(grey - np.asarray(Image.open(eight), dtype=np.int16)).mean() < 3  # the same photo
+
+
+def test_the_photo_memory_benchmark_has_the_wide_and_high_bit_depth_rows(tiny_model):
+    result = subprocess.run([sys.executable, str(Path(__file__).parent.parent / "benchmarks" / "photo_memory.py"),
+                             "--megapixels", "0.05", "--checkpoint", str(tiny_model)],
+                            capture_output=True, text=True, env=ENV, timeout=600)
+    assert result.returncode == 0, result.stderr
+    figures = json.loads(result.stdout)
+    rows = {value["shape"]: value for value in figures.values() if isinstance(value, dict)}
+    assert {"N:1", "square 16-bit", "square float"} <= set(rows)
+    assert all(row["extra_mb"] is not None and row["bytes_per_pixel"] is not None for row in rows.values())
