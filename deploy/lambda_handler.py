@@ -1,6 +1,9 @@
 """The HTTP API on AWS Lambda, behind API Gateway (HTTP API or REST API), an ALB or a function
 URL, through apig-wsgi. Environment: MODEL, a model file (unset: the model bundled with the
-package); BACKEND, "torch" (default) or "onnx". Tested by tests/test_lambda.py."""
+package); BACKEND, "torch" (default) or "onnx". The settings reach the app as on any server,
+as query parameters or multipart form fields: `strength`, `restore_contrast`, `hints` (a JSON
+list of [x, y, "#rrggbb"]) and `size`. Tested by tests/test_lambda.py, with HTTP API (2.0) and
+REST API (1.0) events."""
 
 import os
 

@@ -1,31 +1,58 @@
 """deploy/lambda_handler.py, called as Lambda calls it: with API Gateway HTTP API events in
 payload format 2.0 (the shape AWS documents for a $default route), answering health, a photo
-sent as base64 and JSON errors."""
+sent as base64 and JSON errors; colour strength, contrast restoration and hints as query
+parameters and as multipart form fields, in HTTP API (2.0) and REST API (1.0) events."""
 
 import base64
 import importlib.util
 import io
 import json
+import urllib.parse
 from pathlib import Path
 from types import SimpleNamespace
 
+import numpy as np
 import pytest
 from PIL import Image
 from skimage import data as skdata
 
+from colorful_world import Colorizer
+from colorful_world.apps.http_limits import lambda_limits
+from test_server import multipart, write_hinted_bundled_model
+
 HANDLER = Path(__file__).parent.parent / "deploy" / "lambda_handler.py"
 
 
-@pytest.fixture(scope="module")
-def handler(tiny_model):
-    """The module's `handler`, loaded as Lambda loads it, with MODEL set to the tiny model."""
+def load_handler(model: Path):
+    """The module's `handler`, loaded as Lambda loads it, with MODEL set to `model`."""
     with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("MODEL", str(tiny_model))
+        mp.setenv("MODEL", str(model))
         mp.delenv("BACKEND", raising=False)
         spec = importlib.util.spec_from_file_location("lambda_handler", HANDLER)
         module = importlib.util.module_from_spec(spec)
         spec.loader.exec_module(module)
     return module.handler
+
+
+@pytest.fixture(scope="module")
+def handler(tiny_model):
+    return load_handler(tiny_model)
+
+
+@pytest.fixture(scope="module")
+def hinted_bundled_model(tmp_path_factory) -> Path:
+    """The bundled model with hint inputs (see test_server.write_hinted_bundled_model)."""
+    return write_hinted_bundled_model(tmp_path_factory.mktemp("hinted") / "hinted.safetensors")
+
+
+@pytest.fixture(scope="module")
+def hinted_handler(hinted_bundled_model):
+    return load_handler(hinted_bundled_model)
+
+
+@pytest.fixture(scope="module")
+def hinted(hinted_bundled_model) -> Colorizer:
+    return Colorizer.from_checkpoint(hinted_bundled_model)
 
 
 def event(method: str, path: str, body: bytes | None = None, content_type: str | None = None,
@@ -66,8 +93,8 @@ def event(method: str, path: str, body: bytes | None = None, content_type: str |
         },
         "isBase64Encoded": body is not None,
     }
-    if query:
-        result["queryStringParameters"] = dict(p.split("=", 1) for p in query.split("&"))
+    if query:  # the raw string as sent, and its parameters decoded, as API Gateway gives both
+        result["queryStringParameters"] = dict(urllib.parse.parse_qsl(query))
     if body is not None:
         result["body"] = base64.b64encode(body).decode("ascii")
     return result
@@ -95,7 +122,7 @@ def test_health(handler):
     assert content_type(response) == "application/json"
     body = json.loads(response["body"])
     assert body["status"] == "ok"
-    assert (body["max_bytes"], body["max_pixels"]) == (4_000_000, 2_000_000)  # Lambda's limits
+    assert (body["max_bytes"], body["max_pixels"]) == lambda_limits()  # within Lambda's payload
 
 
 def test_photo_as_base64(handler):
@@ -155,4 +182,106 @@ def test_environment(monkeypatch, env, expected):
         monkeypatch.setenv(name, value)
     spec = importlib.util.spec_from_file_location("lambda_handler_env", HANDLER)
     spec.loader.exec_module(importlib.util.module_from_spec(spec))
-    assert calls == [{**expected, "max_bytes": 4_000_000, "max_pixels": 2_000_000}]
+    max_bytes, max_pixels = lambda_limits()
+    assert calls == [{**expected, "max_bytes": max_bytes, "max_pixels": max_pixels}]
+
+
+def rest_api_event(method: str, path: str, body: bytes, content_type: str, query: dict) -> dict:
+    """A REST API (payload format 1.0) event: the query only as decoded parameters, which
+    apig-wsgi encodes again; a binary body base64-encoded ("*/*" declared binary)."""
+    return {
+        "resource": "/{proxy+}",
+        "path": path,
+        "httpMethod": method,
+        "headers": {"Content-Type": content_type, "Host": "abc123.execute-api.eu-west-1.amazonaws.com",
+                    "X-Forwarded-Proto": "https", "X-Forwarded-Port": "443"},
+        "queryStringParameters": query,
+        "pathParameters": {"proxy": path.lstrip("/")},
+        "stageVariables": None,
+        "requestContext": {"resourcePath": "/{proxy+}", "httpMethod": method, "stage": "prod",
+                           "requestId": "c6af9ac6-7b61-11e6-9a41-93e8deadbeef",
+                           "identity": {"sourceIp": "203.0.113.7"}},
+        "body": base64.b64encode(body).decode("ascii"),
+        "isBase64Encoded": True,
+    }
+
+
+def grey_astronaut() -> Image.Image:
+    return Image.fromarray(skdata.astronaut()).resize((128, 96)).convert("L")
+
+
+def png_of(image: Image.Image) -> bytes:
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def answer_pixels(response: dict) -> np.ndarray:
+    assert response["statusCode"] == 200, response.get("body")
+    assert content_type(response) == "image/png" and response["isBase64Encoded"] is True
+    return np.asarray(Image.open(io.BytesIO(base64.b64decode(response["body"]))))
+
+
+HINTS = [[40, 70, "#2050ff"], [100, 20, "#30c040"]]
+
+
+def test_strength_and_hints_in_the_query_string(hinted_handler, hinted):
+    photo = grey_astronaut()
+    query = urllib.parse.urlencode({"strength": "0.5", "hints": json.dumps(HINTS)})
+    response = hinted_handler(event("POST", "/colorize", png_of(photo), "image/png", query=query), CONTEXT)
+    expected = hinted.colorize(photo, chroma_gain=hinted.chroma_gain * 0.5, hints=[tuple(h) for h in HINTS])
+    assert np.array_equal(answer_pixels(response), np.asarray(expected))
+    plain = hinted_handler(event("POST", "/colorize", png_of(photo), "image/png"), CONTEXT)
+    assert not np.array_equal(answer_pixels(plain), answer_pixels(response))
+    grey = hinted_handler(event("POST", "/colorize", png_of(photo), "image/png", query="strength=0"), CONTEXT)
+    pixels = answer_pixels(grey).astype(int)
+    assert np.abs(pixels - pixels[..., :1]).max() <= 1  # strength 0: grey
+
+
+def test_settings_as_multipart_form_fields(hinted_handler, hinted):
+    """What the upload page posts: the photo and each setting as fields of one form."""
+    photo = grey_astronaut().point(lambda v: 90 + v * 70 // 255)  # a faded print
+    body, form_type = multipart([(b"image", b'"grandma.png"', png_of(photo)), (b"strength", None, b"2"),
+                                 (b"restore_contrast", None, b"1"), (b"hints", None, json.dumps(HINTS).encode())])
+    response = hinted_handler(event("POST", "/colorize", body, form_type), CONTEXT)
+    expected = hinted.colorize(photo, chroma_gain=hinted.chroma_gain * 2, hints=[tuple(h) for h in HINTS],
+                               restore_contrast=True)
+    assert np.array_equal(answer_pixels(response), np.asarray(expected))
+    headers = {k.lower(): v for k, v in response["headers"].items()}
+    assert headers["content-disposition"] == 'inline; filename="grandma-colour.png"'
+
+
+def test_a_rest_api_event_carries_the_settings_too(hinted_handler, hinted):
+    photo = grey_astronaut()
+    query = {"strength": "1.5", "hints": json.dumps(HINTS)}  # quotes, brackets and '#' decoded
+    response = hinted_handler(rest_api_event("POST", "/colorize", png_of(photo), "image/png", query), CONTEXT)
+    expected = hinted.colorize(photo, chroma_gain=hinted.chroma_gain * 1.5, hints=[tuple(h) for h in HINTS])
+    assert np.array_equal(answer_pixels(response), np.asarray(expected))
+
+
+@pytest.mark.parametrize("query, form, words", [
+    ("strength=3", None, "strength must be a number from 0 to 2"),
+    (None, {"strength": b"-1"}, "strength must be a number from 0 to 2"),
+    ("restore_contrast=yes", None, "restore_contrast must be 1 or 0"),
+    ("hints=" + urllib.parse.quote('[[1, 2, "#12345g"]]'), None, "is not #rrggbb"),
+    (None, {"hints": b"[[1, 2]"}, "JSON list"),
+    (None, {"hints": b'[[128, 2, "#ff0000"]]'}, "outside the 128x96 photo"),
+    (None, {"hints": json.dumps([[1, 1, "#ff0000"]] * 257).encode()}, "at most 256"),
+])
+def test_bad_settings_are_json_400(hinted_handler, query, form, words):
+    photo = png_of(grey_astronaut())
+    if form is None:
+        request = event("POST", "/colorize", photo, "image/png", query=query)
+    else:
+        body, form_type = multipart([(b"image", b'"a.png"', photo), *((k.encode(), None, v) for k, v in form.items())])
+        request = event("POST", "/colorize", body, form_type)
+    response = hinted_handler(request, CONTEXT)
+    assert response["statusCode"] == 400
+    assert words in json_error(response)
+
+
+def test_a_model_without_hints_refuses_them(handler):
+    query = "hints=" + urllib.parse.quote(json.dumps(HINTS))
+    response = handler(event("POST", "/colorize", png_of(grey_astronaut()), "image/png", query=query), CONTEXT)
+    assert response["statusCode"] == 400
+    assert "trained without hints" in json_error(response)

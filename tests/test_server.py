@@ -1,6 +1,8 @@
 """The HTTP API against real servers on 127.0.0.1: good photos of every mode, each class of bad
 input, an oversized upload refused before it is sent, a bounded concurrent load, the `serve`
-command as a process, and the upload page in headless Chromium with JavaScript off."""
+command as a process; the result's file name, colour strength, contrast restoration and hints
+(the bundled model given hint inputs), and the cache that spares a hint's click a second decode.
+The page in a browser is tests/test_page.py."""
 
 import argparse
 import concurrent.futures
@@ -13,11 +15,13 @@ import os
 import signal
 import socket
 import statistics
+import re
 import struct
 import subprocess
 import sys
 import threading
 import time
+import urllib.parse
 import zlib
 from pathlib import Path
 from types import SimpleNamespace
@@ -27,15 +31,13 @@ import pytest
 import requests
 from PIL import Image
 from skimage import data as skdata
+from skimage.color import rgb2lab
 
 from colorful_world import Colorizer
 from colorful_world.apps import server
-from colorful_world.apps.server import add_arguments, create_app, main_from_args, make_server
-
-ARTIFACTS = Path(__file__).parent / "artifacts"
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--no-first-run"]
+from colorful_world.apps.server import (PreparedCache, add_arguments, create_app, main_from_args,
+                                        make_server)
+from colorful_world.core.color_lut import srgb_to_ab
 
 
 @contextlib.contextmanager
@@ -171,13 +173,21 @@ def as_array(png: bytes) -> np.ndarray:
     return np.asarray(Image.open(io.BytesIO(png)))
 
 
-def test_healthz_and_page_need_no_javascript(url):
+def test_healthz_and_the_page(url):
     health = requests.get(f"{url}/healthz", timeout=10)
     assert health.status_code == 200 and health.json()["status"] == "ok"
+    assert health.json()["hints"] is False  # the tiny model was made without hint inputs
     page = requests.get(f"{url}/", timeout=10)
     assert page.status_code == 200 and page.headers["Content-Type"].startswith("text/html")
-    assert 'enctype="multipart/form-data"' in page.text and 'name="image"' in page.text
-    assert "<script" not in page.text
+    # The form a browser without JavaScript posts, with every setting as a field of its own.
+    form = re.search(r"<form [^>]*>", page.text).group(0)
+    assert 'action="colorize"' in form and 'enctype="multipart/form-data"' in form and 'target="result"' in form
+    for field in ('type="file" name="image"', 'type="range" name="strength" min="0" max="2"',
+                  'type="checkbox" name="restore_contrast" value="1"', 'type="submit"'):
+        assert field in page.text
+    assert 'data-hints="false"' in form and 'data-max-bytes="10000000"' in form
+    # One self-contained file: nothing fetched from anywhere else.
+    assert not re.search(r"(src|href)=\"(?!#|data:)|https?://|@import|url\(", page.text)
 
 
 @pytest.mark.parametrize("name", GOOD)
@@ -335,11 +345,11 @@ def test_limits_are_configurable(colorizer):
 
 def test_a_bug_is_answered_as_json_500(caplog):
     """Not the input's fault, so not a 4xx: still JSON, and logged with its traceback."""
-    def broken(image, size=None):
+    def broken(image, size=None, restore_contrast=False):
         raise RuntimeError("a bug")
 
-    stub = SimpleNamespace(image_size=32, depth=3, working_size=lambda size: 32,
-                           prepare=broken)
+    stub = SimpleNamespace(image_size=32, depth=3, working_size=lambda size: 32, chroma_gain=1.0,
+                           takes_hints=False, prepare=broken)
     with serving(create_app(stub)) as base:
         assert_json_error(requests.post(f"{base}/colorize", data=encode(photo(), "PNG"), timeout=30), 500)
     assert "a bug" in caplog.text
@@ -351,9 +361,9 @@ def two_requests_meeting_in_prepare(colorizer, timeout: float, **limits) -> list
     meeting = threading.Barrier(2, timeout=timeout)
     instrumented = copy.copy(colorizer)
 
-    def prepare(image, size):
+    def prepare(image, size, restore_contrast=False):
         meeting.wait()
-        return Colorizer.prepare(colorizer, image, size)
+        return Colorizer.prepare(colorizer, image, size, restore_contrast)
 
     instrumented.prepare = prepare
     upload = encode(photo().convert("L"), "PNG")
@@ -479,30 +489,327 @@ def test_serve_on_ipv6_prints_a_url_with_brackets(tiny_model):
         proc.wait()
 
 
-def test_page_in_headless_chromium_without_javascript(url, tmp_path):
-    """Upload a photo through the plain form, with JavaScript off, and see the colour result."""
-    playwright = pytest.importorskip("playwright.sync_api")
-    if not os.access(CHROMIUM, os.X_OK):
-        if os.environ.get("CI"):
-            pytest.fail(f"no browser at {CHROMIUM}: CI must install Debian's chromium")
-        pytest.skip(f"no browser at {CHROMIUM} (apt-get install chromium)")
-    upload = tmp_path / "grandparents.jpg"
-    photo(320, 240).convert("L").save(upload, quality=90)
-    with playwright.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        try:
-            page = browser.new_context(java_script_enabled=False).new_page()
-            page.goto(f"{url}/")
-            page.set_input_files("input[name=image]", str(upload))
-            with page.expect_response(lambda r: r.url.endswith("/colorize")) as answer:
-                page.click("button[type=submit]")
-            assert answer.value.status == 200
-            assert Image.open(io.BytesIO(answer.value.body())).size == (320, 240)
-            result = page.frame_locator("iframe[name=result]").locator("img")
-            result.wait_for()
-            assert result.bounding_box()["width"] > 0
-            ARTIFACTS.mkdir(exist_ok=True)
-            (ARTIFACTS / ".gitignore").write_text("*\n")  # screenshots are for people, not for git
-            page.screenshot(path=str(ARTIFACTS / "server_page.png"), full_page=True)
-        finally:
-            browser.close()
+# --- The result's name ---------------------------------------------------------------------------
+
+def multipart(parts: list[tuple[bytes, bytes | None, bytes]]) -> tuple[bytes, str]:
+    """A multipart/form-data body written byte for byte, file names as given (a client library
+    would escape them): (name, filename or None, content) for each part; (body, Content-Type)."""
+    boundary = b"colorful-world-test-boundary"
+    body = b""
+    for name, filename, content in parts:
+        body += b"--" + boundary + b'\r\nContent-Disposition: form-data; name="' + name + b'"'
+        body += (b"; filename=" + filename if filename is not None else b"") + b"\r\n\r\n" + content + b"\r\n"
+    return body + b"--" + boundary + b"--\r\n", f"multipart/form-data; boundary={boundary.decode()}"
+
+
+@pytest.mark.parametrize("raw_name, expected", [
+    (b'"grandma.jpg"', "grandma-colour.png"),
+    (b'"C:\\\\Users\\\\me\\\\Oma Anna.JPG"', "Oma-Anna-colour.png"),  # a Windows path: its last part
+    (b'"../../etc/passwd"', "passwd-colour.png"),
+    (b'"a\\"b; filename=evil.sh.jpg"', "a-b--filename-evil-sh-colour.png"),  # a quote, a second filename
+    (b'"evil.jpg\\"\\r\\nSet-Cookie: x=1"', "evil-colour.png"),  # an attempt at a second header
+    ('"Gro\u00dfmutter 1923.jpg"'.encode(), "Gro-mutter-1923-colour.png"),  # UTF-8: ASCII only in a header
+    (b'"..jpg"', "photo-colour.png"),
+])
+def test_the_png_is_named_after_the_upload_and_the_name_is_safe(url, raw_name, expected):
+    body, content_type = multipart([(b"image", raw_name, encode(photo().convert("L"), "PNG"))])
+    answer = requests.post(f"{url}/colorize", data=body, headers={"Content-Type": content_type}, timeout=30)
+    assert answer.status_code == 200, answer.text
+    header = answer.headers["Content-Disposition"]
+    assert header == f'inline; filename="{expected}"'
+    assert re.fullmatch(r'inline; filename="[A-Za-z0-9_-]{1,100}-colour\.png"', header)
+
+
+def test_a_raw_body_and_a_long_name_still_get_a_short_safe_name(url):
+    raw = requests.post(f"{url}/colorize", data=encode(photo(), "PNG"), timeout=30)
+    assert raw.headers["Content-Disposition"] == 'inline; filename="photo-colour.png"'
+    assert server._result_name("x" * 500 + ".jpg") == "x" * 100 + "-colour.png"
+    assert server._result_name("line\r\nbreak\0.tif") == "line--break-colour.png"
+
+
+# --- Colour strength --------------------------------------------------------------------------------
+
+def write_hinted_bundled_model(path: Path) -> Path:
+    """The bundled model with hint inputs added as they start before any training with clicks
+    (learned inputs at zero, the spread open): it follows a hint from the first step. The
+    bundled model itself may not take hints yet; when it does, its own weights are used."""
+    from colorful_world.core.config import ModelConfig
+    from colorful_world.nets.model_file import export_generator, load_model
+    from colorful_world.nets.models import build_generator
+
+    state, config, provenance = load_model(None)
+    config = {**config, "hints": True, "format": 3}
+    net = build_generator(ModelConfig.from_dict(config))
+    missing = net.load_state_dict(state, strict=False).missing_keys
+    assert all(key.startswith(("hint_inputs.", "spread.")) for key in missing), missing
+    export_generator(net.state_dict(), config, path, provenance=provenance)
+    return path
+
+
+@pytest.fixture(scope="module")
+def hinted(tmp_path_factory) -> Colorizer:
+    path = tmp_path_factory.mktemp("hinted") / "hinted.safetensors"
+    return Colorizer.from_checkpoint(write_hinted_bundled_model(path))
+
+
+@pytest.fixture(scope="module")
+def hinted_url(hinted):
+    with serving(create_app(hinted)) as base:
+        yield base
+
+
+def astronaut_grey(width: int = 256, height: int = 256) -> Image.Image:
+    return Image.fromarray(skdata.astronaut()).resize((width, height)).convert("L")
+
+
+def colourfulness(image: Image.Image) -> float:
+    """Mean chroma (CIELAB): 0 for a grey photo."""
+    lab = rgb2lab(np.asarray(image.convert("RGB")))
+    return float(np.hypot(lab[..., 1], lab[..., 2]).mean())
+
+
+def test_strength_0_is_grey_and_2_is_more_colourful_than_1(hinted_url, hinted):
+    upload = encode(astronaut_grey(), "PNG")
+    answers, pngs = {}, {}
+    for strength in ("0", "1", "2"):  # as the query, and as the form field the page posts
+        as_query = requests.post(f"{hinted_url}/colorize?strength={strength}", data=upload, timeout=60)
+        as_form = requests.post(f"{hinted_url}/colorize", files={"image": ("a.png", upload)},
+                                data={"strength": strength}, timeout=60)
+        assert as_query.status_code == as_form.status_code == 200, as_query.text + as_form.text
+        assert as_query.content == as_form.content
+        pngs[strength], answers[strength] = as_query.content, Image.open(io.BytesIO(as_query.content))
+        expected = hinted.colorize(astronaut_grey(), chroma_gain=hinted.chroma_gain * float(strength))
+        assert np.array_equal(np.asarray(answers[strength]), np.asarray(expected))
+    grey = np.asarray(answers["0"]).astype(int)
+    assert np.abs(grey - grey[..., :1]).max() <= 1  # R = G = B: no colour at all
+    assert colourfulness(answers["0"]) < 0.5
+    assert colourfulness(answers["2"]) > 1.3 * colourfulness(answers["1"]) > 1.3 * 5
+    default = requests.post(f"{hinted_url}/colorize", data=upload, timeout=60)
+    assert default.content == pngs["1"]  # 1 is the model's own colour
+
+
+@pytest.mark.parametrize("value", ["-0.1", "2.01", "nan", "inf", "strong", "1,5"])
+@pytest.mark.parametrize("where", ["query", "form"])
+def test_a_strength_out_of_bounds_is_a_json_400(url, value, where):
+    upload = encode(photo(), "PNG")
+    if where == "query":
+        answer = requests.post(f"{url}/colorize?strength={urllib.parse.quote(value)}", data=upload, timeout=30)
+    else:
+        answer = requests.post(f"{url}/colorize", files={"image": upload}, data={"strength": value}, timeout=30)
+    assert_json_error(answer, 400)
+    assert "strength must be a number from 0 to 2" in answer.json()["error"]
+
+
+# --- Contrast restoration -----------------------------------------------------------------------
+
+def faded(image: Image.Image) -> Image.Image:
+    """A faded print: the grey levels squeezed from 0-255 into 90-160."""
+    return image.point(lambda v: 90 + v * 70 // 255)
+
+
+def grey_range(image: Image.Image) -> float:
+    """The spread of a photo's lightness: its 1st to 99th percentile of grey levels."""
+    low, high = np.percentile(np.asarray(image.convert("L")), [1, 99])
+    return float(high - low)
+
+
+def test_restore_contrast_reaches_the_colorizer(hinted_url, hinted):
+    print_ = faded(astronaut_grey())
+    upload = encode(print_, "PNG")
+    kept = requests.post(f"{hinted_url}/colorize", data=upload, timeout=60)
+    restored = requests.post(f"{hinted_url}/colorize?restore_contrast=1", data=upload, timeout=60)
+    as_form = requests.post(f"{hinted_url}/colorize", files={"image": ("print.png", upload)},
+                            data={"restore_contrast": "1"}, timeout=60)
+    assert kept.status_code == restored.status_code == as_form.status_code == 200
+    assert restored.content == as_form.content
+    assert np.array_equal(as_array(restored.content),
+                          np.asarray(hinted.colorize(print_, restore_contrast=True)))
+    before, after = grey_range(print_), grey_range(Image.open(io.BytesIO(restored.content)))
+    assert before < 75 and after > 2.5 * before, (before, after)
+    # Off by default: the photo keeps its own tones.
+    assert abs(grey_range(Image.open(io.BytesIO(kept.content))) - before) <= 3
+    off = requests.post(f"{hinted_url}/colorize?restore_contrast=0", data=upload, timeout=60)
+    assert off.content == kept.content
+
+
+@pytest.mark.parametrize("value", ["2", "yes", "-1", "1.0"])
+@pytest.mark.parametrize("where", ["query", "form"])
+def test_a_bad_restore_contrast_is_a_json_400(url, value, where):
+    upload = encode(photo(), "PNG")
+    if where == "query":
+        answer = requests.post(f"{url}/colorize?restore_contrast={value}", data=upload, timeout=30)
+    else:
+        answer = requests.post(f"{url}/colorize", files={"image": upload}, data={"restore_contrast": value}, timeout=30)
+    assert_json_error(answer, 400)
+    assert "restore_contrast must be 1 or 0" in answer.json()["error"]
+
+
+# --- Hints --------------------------------------------------------------------------------------
+
+BLUE = "#2050ff"
+
+
+def ab_near(png: bytes, x: int, y: int, radius: int = 2) -> np.ndarray:
+    """The mean CIELAB (a, b) of the pixels around (x, y)."""
+    lab = rgb2lab(as_array(png)[y - radius:y + radius + 1, x - radius:x + radius + 1, :3])
+    return lab[..., 1:].reshape(-1, 2).mean(axis=0)
+
+
+def test_a_hint_moves_the_colour_near_it_towards_its_own(hinted_url, hinted):
+    photo_ = astronaut_grey()
+    upload = encode(photo_, "PNG")
+    x, y = 60, 200  # on the suit, which the model leaves brownish
+    hints = json.dumps([[x, y, BLUE]])
+    without = requests.post(f"{hinted_url}/colorize", data=upload, timeout=60)
+    as_form = requests.post(f"{hinted_url}/colorize", files={"image": ("a.png", upload)}, data={"hints": hints},
+                            timeout=60)
+    as_query = requests.post(f"{hinted_url}/colorize?hints={urllib.parse.quote(hints)}", data=upload, timeout=60)
+    assert without.status_code == as_form.status_code == as_query.status_code == 200, as_form.text
+    assert as_form.content == as_query.content
+    assert np.array_equal(as_array(as_form.content), np.asarray(hinted.colorize(photo_, hints=[(x, y, BLUE)])))
+    target = np.array(srgb_to_ab((0x20, 0x50, 0xff)))
+    far, near = (np.linalg.norm(ab_near(png, x, y) - target) for png in (without.content, as_form.content))
+    assert near < 0.5 * far, (near, far)
+    # The lightness stays the photo's own (but where a colour that bright is out of sRGB's gamut).
+    light = rgb2lab(as_array(as_form.content))[..., 0]
+    own = rgb2lab(np.asarray(photo_.convert("RGB")))[..., 0]
+    assert np.percentile(np.abs(light - own), 99) < 1, np.abs(light - own).max()
+
+
+def too_many_hints() -> str:
+    return json.dumps([[k % 60, k // 60, "#ff0000"] for k in range(257)])
+
+
+BAD_HINTS = {  # name: (hints field, words of the error)
+    "not JSON": ("[[1, 2, '#ff0000']]", "JSON list"),
+    "not a list": ('{"x": 1, "y": 2}', "a list"),
+    "two numbers, no colour": ("[[1, 2]]", "is not [x, y"),
+    "a colour that is not #rrggbb": ('[[1, 2, "#12345g"]]', "is not #rrggbb"),
+    "a colour name": ('[[1, 2, "red"]]', "is not #rrggbb"),
+    "x not a number": ('[["1", 2, "#ff0000"]]', "must be numbers"),
+    "outside the photo, right": ('[[61, 2, "#ff0000"]]', "outside the 61x47 photo"),
+    "outside the photo, above": ('[[3, -1, "#ff0000"]]', "outside the 61x47 photo"),
+    "257 hints": (too_many_hints(), "at most 256"),
+}
+
+
+@pytest.mark.parametrize("name", BAD_HINTS)
+def test_bad_hints_are_a_json_400(hinted_url, name):
+    hints, words = BAD_HINTS[name]
+    answer = requests.post(f"{hinted_url}/colorize", files={"image": ("a.png", encode(photo(), "PNG"))},
+                           data={"hints": hints}, timeout=60)
+    assert_json_error(answer, 400)
+    assert words in answer.json()["error"]
+    in_query = requests.post(f"{hinted_url}/colorize?hints={urllib.parse.quote(hints)}",
+                             data=encode(photo(), "PNG"), timeout=60)
+    assert_json_error(in_query, 400)
+
+
+def test_256_hints_are_taken(hinted_url):
+    hints = json.dumps([[k % 61, k // 61, "#ff0000"] for k in range(256)])
+    answer = requests.post(f"{hinted_url}/colorize", files={"image": encode(photo(), "PNG")},
+                           data={"hints": hints}, timeout=60)
+    assert answer.status_code == 200, answer.text
+
+
+def test_a_model_without_hints_refuses_them_as_json_400(url):
+    answer = requests.post(f"{url}/colorize", files={"image": encode(photo(), "PNG")},
+                           data={"hints": json.dumps([[1, 2, "#ff0000"]])}, timeout=30)
+    assert_json_error(answer, 400)
+    assert "trained without hints" in answer.json()["error"]
+    empty = requests.post(f"{url}/colorize", files={"image": encode(photo(), "PNG")}, data={"hints": "[]"}, timeout=30)
+    assert empty.status_code == 200  # no hints is no hints, for any model
+
+
+def test_healthz_says_whether_the_model_takes_hints(hinted_url):
+    assert requests.get(f"{hinted_url}/healthz", timeout=10).json()["hints"] is True
+
+
+# --- The cache of prepared photos ---------------------------------------------------------------
+
+def counting(colorizer: Colorizer) -> tuple[Colorizer, list]:
+    """`colorizer` with its `prepare` calls recorded (the photo's size and restore_contrast)."""
+    calls = []
+    instrumented = copy.copy(colorizer)
+
+    def prepare(image, size, restore_contrast=False):
+        calls.append((image.size, restore_contrast))
+        return Colorizer.prepare(colorizer, image, size, restore_contrast)
+
+    instrumented.prepare = prepare
+    return instrumented, calls
+
+
+def posting(base: str):
+    def post(upload: bytes, query: str = "") -> bytes:
+        answer = requests.post(f"{base}/colorize{query}", data=upload, timeout=30)
+        assert answer.status_code == 200, answer.text
+        return answer.content
+    return post
+
+
+def test_the_same_photo_again_is_not_decoded_again(colorizer):
+    """A hint's click re-posts the same bytes with other settings: prepared once."""
+    instrumented, calls = counting(colorizer)
+    a, b, c = (encode(photo(40 + 3 * k, 30).convert("L"), "PNG") for k in range(3))
+    app = create_app(instrumented)
+    cache = app.extensions["prepared_cache"]
+    with serving(app) as base:
+        post = posting(base)
+        first = post(a)
+        assert post(a) == first and post(a, "?strength=0.5") != first
+        assert len(calls) == 1
+        post(a, "?restore_contrast=1")  # prepared another way: kept apart
+        post(a, "?size=64")
+        assert len(calls) == 3 and len(cache) == 2
+        post(b)
+        post(c)  # at most 2 photos are kept, the least recently used dropped first
+        assert len(calls) == 5 and len(cache) == 2
+        assert post(c) == post(c) and len(calls) == 5
+        assert post(a) == first and len(calls) == 6  # dropped, so prepared again: the same answer
+
+
+def test_the_cache_holds_at_most_max_pixels(colorizer):
+    """61x47 photos are 2,867 pixels: with a 5,000-pixel limit only one is kept at a time."""
+    instrumented, calls = counting(colorizer)
+    a, b = encode(photo().convert("L"), "PNG"), encode(photo().convert("RGB"), "PNG")
+    app = create_app(instrumented, max_pixels=5000)
+    cache = app.extensions["prepared_cache"]
+    with serving(app) as base:
+        post = posting(base)
+        post(a)
+        post(b)
+        assert len(cache) == 1 and cache.held_pixels() == 61 * 47
+        post(b)
+        assert len(calls) == 2
+        post(a)
+        assert len(calls) == 3 and cache.held_pixels() <= 5000
+
+
+def test_the_cache_can_be_turned_off(colorizer):
+    instrumented, calls = counting(colorizer)
+    upload = encode(photo().convert("L"), "PNG")
+    app = create_app(instrumented, cache_photos=0)
+    with serving(app) as base:
+        post = posting(base)
+        assert post(upload) == post(upload)
+    assert len(calls) == 2 and len(app.extensions["prepared_cache"]) == 0
+    with pytest.raises(ValueError, match="cache_photos"):
+        create_app(colorizer, cache_photos=-1)
+    args = add_arguments(argparse.ArgumentParser()).parse_args(["--cache-photos", "0"])
+    assert args.cache_photos == 0
+
+
+def test_prepared_cache_bounds_photos_and_pixels():
+    def prepared(pixels: int):
+        return SimpleNamespace(light=np.zeros((1, pixels), np.float32))
+
+    cache = PreparedCache(photos=3, pixels=100)
+    keys = [PreparedCache.key(bytes([k]), 32, False) for k in range(6)]
+    assert keys[0] != PreparedCache.key(bytes([0]), 32, True) != PreparedCache.key(bytes([0]), 64, False)
+    for key, pixels in zip(keys, [40, 40, 10, 30, 101, 5]):
+        cache.put(key, prepared(pixels))
+        assert len(cache) <= 3 and cache.held_pixels() <= 100
+    # 40 + 40 + 10 fit; 30 more drops the first 40; 101 alone is too many, never kept; 5 more
+    # makes four photos, so the oldest left goes.
+    assert [cache.get(key) is not None for key in keys] == [False, False, True, True, False, True]
