@@ -1,5 +1,7 @@
 """colorize.ipynb in a real browser: JupyterLab on 127.0.0.1, Debian's headless chromium driven by
-Playwright. Run the notebook, upload a photo through the FileUpload button, see it colorized.
+Playwright. Run the notebook, upload a photo through the FileUpload button, see it colorized; click
+the colour picture with the mouse (ipyevents hears it) and see a hint listed and the colour change;
+remove the hint and get the automatic colour back.
 
 Nothing leaves the machine: JupyterLab's update check and news are off, and the page may only
 reach 127.0.0.1. The screenshot is kept in tests/artifacts/.
@@ -41,12 +43,16 @@ def free_port() -> int:
 
 
 @pytest.fixture
-def jupyterlab(tmp_path, tiny_model):
-    """(base URL, token) of a JupyterLab serving colorize.ipynb, parameterized with the tiny model."""
+def jupyterlab(tmp_path):
+    """(base URL, token) of a JupyterLab serving colorize.ipynb, parameterized with a small model
+    that takes hints."""
+    from test_widget import export_hinted_model
+
     notebooks = tmp_path / "notebooks"
     notebooks.mkdir()
+    model = export_hinted_model(tmp_path / "hinted" / "generator.safetensors")
     papermill.execute_notebook(str(ROOT / "notebooks" / "colorize.ipynb"), str(notebooks / "colorize.ipynb"),
-                               parameters={"checkpoint": str(tiny_model)}, prepare_only=True)
+                               parameters={"checkpoint": str(model)}, prepare_only=True)
     port, token = free_port(), secrets.token_hex(16)
     env = {**os.environ, **{name: str(tmp_path / "jupyter" / name.lower()) for name in (
         "JUPYTER_CONFIG_DIR", "JUPYTER_RUNTIME_DIR", "JUPYTERLAB_SETTINGS_DIR", "JUPYTERLAB_WORKSPACES_DIR")}}
@@ -99,7 +105,25 @@ def only_local(route) -> None:
         route.abort()  # the Colab badge, fonts, anything outside this machine
 
 
-def test_colorize_notebook_in_jupyterlab_colorizes_an_uploaded_photo(jupyterlab, tmp_path):
+# A digest of the colour picture's pixels as the browser decoded them (0 until it has loaded):
+# the picture's src is a fresh blob URL at every update, so only its pixels tell a change.
+PIXELS_DIGEST = """() => {
+    const img = document.querySelector('img.colorful-world-colorized');
+    if (!img || !img.complete || !img.naturalWidth) return 0;
+    const canvas = document.createElement('canvas');
+    canvas.width = img.naturalWidth;
+    canvas.height = img.naturalHeight;
+    const context = canvas.getContext('2d');
+    context.drawImage(img, 0, 0);
+    const data = context.getImageData(0, 0, canvas.width, canvas.height).data;
+    let digest = 7;
+    for (let i = 0; i < data.length; i++) digest = (Math.imul(digest, 31) + data[i]) >>> 0;
+    return digest || 1;
+}"""
+DOWNLOAD_HREF = "() => (document.querySelector('a[download]') || {}).href || ''"
+
+
+def test_colorize_notebook_in_jupyterlab_colorizes_an_uploaded_photo_and_takes_a_click(jupyterlab, tmp_path):
     base, token = jupyterlab
     photo = tmp_path / "astronaut.jpg"
     Image.fromarray(skdata.astronaut()).convert("L").save(photo)
@@ -121,10 +145,36 @@ def test_colorize_notebook_in_jupyterlab_colorizes_an_uploaded_photo(jupyterlab,
             with page.expect_file_chooser() as chooser:
                 upload.click()
             chooser.value.set_files(str(photo))
-            page.get_by_text("colorized at 32 px").wait_for(timeout=60_000)
-            page.wait_for_function(
-                "() => [...document.querySelectorAll('img.colorful-world-colorized')].some(i => i.naturalWidth > 0)")
-            page.get_by_text("Download astronaut_colorized.png").scroll_into_view_if_needed()
+            page.get_by_text("astronaut.jpg (512 × 512) in colour.").wait_for(timeout=60_000)
+            page.get_by_text("Download astronaut-colour.png").wait_for(timeout=60_000)
+            page.wait_for_function(f"({PIXELS_DIGEST})() !== 0")
+            automatic, automatic_href = page.evaluate(PIXELS_DIGEST), page.evaluate(DOWNLOAD_HREF)
+            assert len(page.locator("img.colorful-world-colorized").all()) == 1
+            titles = page.locator(".jp-OutputArea .widget-label").all_inner_texts()
+            assert [t for t in titles if t in ("Your photo", "In colour") or t.startswith("In black")] == \
+                ["Your photo", "In colour"]  # a grey upload: two panels
+
+            colour = page.locator("img.colorful-world-colorized")
+            colour.scroll_into_view_if_needed()
+            box = colour.bounding_box()
+            start = time.perf_counter()
+            colour.click(position={"x": box["width"] * 0.3, "y": box["height"] * 0.6})  # a real mouse click
+            page.wait_for_function(f"(before) => ![0, before].includes(({PIXELS_DIGEST})())", arg=automatic,
+                                   timeout=60_000)
+            print(f"click to new picture in the browser: {1e3 * (time.perf_counter() - start):.0f} ms")
+            page.get_by_text("1 colour hint.").wait_for(timeout=30_000)
+            page.wait_for_function(f"(before) => ({DOWNLOAD_HREF})() !== before", arg=automatic_href)
+            assert page.locator(".colorful-world-remove-hint").count() == 1
+            # The hint sits where the mouse was: 30% across and 60% down the 512 x 512 photo.
+            x, y = (int(n) for n in page.locator(".jp-OutputArea button", has_text=" at (").inner_text()
+                    .split("(")[1].rstrip(")").split(","))
+            assert abs(x - 0.3 * 512) <= 3 and abs(y - 0.6 * 512) <= 3, (x, y)
+            page.screenshot(path=str(ARTIFACTS / "colorize_notebook_hint.png"), full_page=True)
+
+            page.locator(".colorful-world-remove-hint").click()
+            page.wait_for_function(f"(before) => ({DOWNLOAD_HREF})() === before", arg=automatic_href,
+                                   timeout=30_000)  # the automatic colour back, to the byte
+            page.wait_for_function(f"(before) => ({PIXELS_DIGEST})() === before", arg=automatic)
         finally:
             page.screenshot(path=str(screenshot), full_page=True)
             print(f"screenshot: {screenshot}")

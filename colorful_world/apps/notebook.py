@@ -5,15 +5,48 @@ import tempfile
 from pathlib import Path
 
 from colorful_world.core.data import DataError
+from colorful_world.io.errors import CheckpointError
 from colorful_world.io.paths import COLAB_DRIVE, on_colab
-from colorful_world.training.run_folder import METRICS, run_dir
+from colorful_world.training.run_folder import METRICS, find_model, run_dir
+
+DRIVE_MOUNT = COLAB_DRIVE.parent  # /content/drive: where Google Drive is mounted (MyDrive inside it)
 
 
 def mount_drive() -> None:
     """On Colab, mount Google Drive (runs and the LFW archive live there); elsewhere nothing."""
     if on_colab() and not COLAB_DRIVE.is_dir():
         from google.colab import drive
-        drive.mount(str(COLAB_DRIVE.parent.parent))
+        drive.mount(str(DRIVE_MOUNT))
+
+
+def on_drive(path: str | Path) -> bool:
+    """Whether `path` is on Google Drive as Colab mounts it (and this is Colab)."""
+    return on_colab() and Path(path).expanduser().absolute().is_relative_to(DRIVE_MOUNT)
+
+
+def mount_drive_for(path: str | Path) -> None:
+    """Mount Drive if `path` is on it: a model or photo there, and only then."""
+    if on_drive(path):
+        mount_drive()
+
+
+def colorize_model(checkpoint: str = "", run_name: str = "") -> Path | None:
+    """colorize.ipynb: the model to use. `checkpoint` (a model file, or a run folder: its newest
+    model), else the newest model of the training run `run_name` (on Drive, on Colab), else None:
+    the bundled model. Drive is mounted only for a model on it, so trying the bundled model asks
+    for no permission."""
+    if checkpoint:
+        mount_drive_for(checkpoint)
+        return find_model(checkpoint)
+    if not run_name:
+        return None
+    mount_drive()  # on Colab, runs live on Drive
+    folder = run_dir("", run_name)
+    model = find_model("", folder)
+    if model is None:
+        raise CheckpointError(f"no model in {folder} yet: train one there (train.ipynb, run_name "
+                              f"{run_name!r}), or leave run_name empty for the bundled model")
+    return model
 
 
 def flush_drive() -> None:
@@ -49,6 +82,7 @@ def train_here(settings: dict, out: str = "", run_name: str = "faces", fresh: bo
     from colorful_world.nets.checkpoint import list_checkpoints
     from colorful_world.training.train import train
 
+    mount_drive()  # runs live on Drive on Colab (the set-up cell may have mounted it already)
     folder = run_dir(out, run_name)
     continuing = bool(list_checkpoints(folder)) and not fresh
     print(f"run folder: {folder} ({'continuing the run' if continuing else 'a new run'})")
