@@ -1,4 +1,5 @@
 import hashlib
+import re
 import os
 import subprocess
 import sys
@@ -85,7 +86,8 @@ def test_export_then_info_tell_where_a_model_comes_from(tmp_path, tiny_model):
                                "--output", str(model), "--fp16", "--note", "made in a test"],
                               capture_output=True, text=True)
     assert exported.returncode == 0, exported.stderr
-    info = subprocess.run([sys.executable, "-m", "colorful_world", "info", str(model)], capture_output=True, text=True)
+    info = subprocess.run([sys.executable, "-m", "colorful_world", "info", str(model), "--json"], capture_output=True,
+                          text=True)
     assert info.returncode == 0, info.stderr
     for fact in ('"steps": 3', '"psnr": 24.5', '"data": "faces/"', "made in a test", '"gan_mode": "lsgan"',
                  '"date": "2020-09-13'):
@@ -262,3 +264,102 @@ def test_a_one_pixel_wide_photo_costs_memory_by_its_pixels(tmp_path, tiny_model)
     assert rc_small == rc_tall == 0
     assert peak - base < 4_000_000 * 100 / 2**20, f"{peak - base:.0f} MB for 4 MP"
     assert Image.open(tmp_path / "out" / "tall.png").size == (1, 4_000_000)
+
+
+def test_encoder_weights_take_torchvisions_own_pth_file_and_the_offline_error_says_where_torch_looks(
+        tmp_path, monkeypatch):
+    import urllib.error
+
+    import torch
+    import torchvision
+
+    from colorful_world.nets.encoders import EncoderWeightsError, load_classifier
+    torch.manual_seed(1)
+    theirs = torchvision.models.mobilenet_v2().state_dict()
+    pth = tmp_path / "mobilenet_v2-b0353104.pth"  # the name torchvision's download has
+    torch.save(theirs, pth)
+    ours = load_classifier("mobilenet_v2", str(pth)).state_dict()
+    assert torch.equal(ours["features.3.conv.1.0.weight"], theirs["features.3.conv.1.0.weight"])
+
+    import argparse
+    torch.save({"features.0.0.weight": argparse.Namespace(x=1)}, tmp_path / "code.pth")  # any object but tensors
+    with pytest.raises(EncoderWeightsError, match="loads without running code"):
+        load_classifier("mobilenet_v2", str(tmp_path / "code.pth"))
+
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))  # nothing cached
+    monkeypatch.delenv("COLORFUL_WORLD_ENCODER_WEIGHTS", raising=False)
+
+    def offline(*args, **kwargs):
+        raise urllib.error.URLError("no route to host")
+
+    monkeypatch.setattr(torch.hub, "download_url_to_file", offline)
+    with pytest.raises(EncoderWeightsError) as offline_error:
+        load_classifier("mobilenet_v2", "imagenet")
+    assert str(tmp_path / "torch" / "hub" / "checkpoints" / pth.name) in str(offline_error.value)
+
+
+def _options(parser):
+    """(subcommand, option) -> help, for every option of every subcommand."""
+    import argparse
+    found = {}
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for name, sub in action.choices.items():
+                for option in sub._actions:
+                    if option.option_strings and option.dest != "help":
+                        found[(name, option.option_strings[0])] = option.help or ""
+    return found
+
+
+def test_every_option_of_every_subcommand_has_help_with_its_default_once():
+    from colorful_world.apps.cli import build_parser
+    options = _options(build_parser())
+    assert len({command for command, _ in options}) == 7 and len(options) > 80
+    bare = [f"{command} {flag}" for (command, flag), text in options.items() if len(text.strip()) < 10]
+    assert not bare, f"options without help: {bare}"
+    twice = [f"{command} {flag}" for (command, flag), text in options.items() if text.count("default") > 1]
+    assert not twice, f"defaults printed twice: {twice}"
+    assert options[("train", "--out")].endswith("(default: runs/faces; on Colab, Drive's colorful_world/runs/faces)")
+    assert options[("train", "--lr")] == "Adam's learning rate (default: 0.0002)"
+
+
+def test_help_gives_examples_and_groups_the_training_settings():
+    main_help = subprocess.run([sys.executable, "-m", "colorful_world", "--help"], capture_output=True, text=True)
+    train_help = subprocess.run([sys.executable, "-m", "colorful_world", "train", "--help"], capture_output=True,
+                                text=True)
+    assert main_help.returncode == train_help.returncode == 0
+    assert "examples:\n  colorful-world colorize old.jpg" in main_help.stdout
+    assert "examples:\n  colorful-world train --data lfw --out runs/faces" in train_help.stdout
+    headings = [line for line in train_help.stdout.splitlines() if line and not line.startswith(" ")
+                and line.endswith(":")]
+    assert headings[:2] == ["options:", "starting and continuing:"] and len(headings) >= 8, headings
+    assert train_help.stdout.index("--preset") < train_help.stdout.index("--data") < train_help.stdout.index("--lr")
+
+
+def test_info_reads_as_text_and_json_on_asking(tmp_path):
+    import json
+    text = subprocess.run([sys.executable, "-m", "colorful_world", "info"], capture_output=True, text=True)
+    raw = subprocess.run([sys.executable, "-m", "colorful_world", "info", "--json"], capture_output=True, text=True)
+    assert text.returncode == raw.returncode == 0, text.stderr + raw.stderr
+    record = json.loads(raw.stdout)
+    assert record["config"]["image_size"] == 128 and record["provenance"]["validation"]["model"]["photos"] > 0
+    assert "{" not in text.stdout and "network     encoder_unet on mobilenet_v2, works at 128 px" in text.stdout
+    psnr = record["provenance"]["validation"]["model"]["psnr"]
+    assert re.search(rf"^whole photos\s+model\s+{psnr:.2f}\s", text.stdout, re.MULTILINE)
+    assert "colorful-world info --json" in text.stdout
+
+
+def test_a_failed_colorize_leaves_no_folder_it_made(tmp_path, tiny_model):
+    out = tmp_path / "out" / "deeper"
+    result = _colorize_cli(tmp_path / "missing.jpg", "-c", tiny_model, "-o", out)
+    assert result.returncode == 1 and "missing.jpg" in result.stderr
+    assert not (tmp_path / "out").exists()
+    refused = _colorize_cli(tmp_path / "missing.jpg", "-c", tmp_path / "nope.safetensors", "-o", out)
+    assert refused.returncode == 2 and not (tmp_path / "out").exists()
+    (tmp_path / "mine").mkdir()  # a folder the user had stays, even empty
+    _colorize_cli(tmp_path / "missing.jpg", "-c", tiny_model, "-o", tmp_path / "mine")
+    assert (tmp_path / "mine").is_dir()
+    photo = tmp_path / "face.png"
+    Image.fromarray(skdata.astronaut()[::8, ::8]).save(photo)
+    partly = _colorize_cli(photo, tmp_path / "missing.jpg", "-c", tiny_model, "-o", out)
+    assert partly.returncode == 1 and (out / "face.png").is_file()  # what was made is kept

@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 import nbformat
+import pytest
 
 from colorful_world.nets.checkpoint import list_checkpoints, load_checkpoint
 
@@ -60,3 +61,106 @@ def test_cpu_smoke_run_writes_the_executed_notebook_by_the_checkpoints_and_resum
     assert second.returncode == 0, second.stderr[-3000:]
     assert "continuing the run" in second.stdout and "resumed from" in second.stdout
     assert load_checkpoint(list_checkpoints(run)[-1])["step"] == 2 * steps_per_epoch
+
+
+def test_help_is_the_settings_own_help_and_needs_nothing_installed(tmp_path):
+    """--help runs before set-up, so it may need nothing but Python: here numpy, torch, papermill
+    and yaml are made unimportable, and every train setting's help still comes out, from TrainConfig."""
+    from dataclasses import fields
+
+    from colorful_world.core.config import TrainConfig
+    code = ("import sys, runpy\n"
+            "for name in ('numpy', 'torch', 'papermill', 'yaml', 'PIL'): sys.modules[name] = None\n"
+            "sys.argv = ['launch', '--help']\n"
+            "runpy.run_module('colorful_world.apps.launch', run_name='__main__')\n")
+    result = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True,
+                            env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert result.returncode == 0, result.stderr
+    flat = " ".join(result.stdout.split())
+    for setting in fields(TrainConfig):
+        assert f"--{setting.name.replace('_', '-')}" in flat
+        assert " ".join(setting.metadata["help"].split()) in flat, setting.name
+    assert "--preset {pix2pix,unet}" in flat and "--fresh" in flat and "--config FILE.yaml" in flat
+    assert "--epochs N passes over the training photos; raised later, the same run goes on to the new number " \
+           "(default: 20) --" in flat  # the default printed once
+    assert launch("--help", cwd=tmp_path).stdout == result.stdout  # the script prints the same
+
+
+def parameters(*argv, notebook=ROOT / "notebooks" / "train.ipynb"):
+    from colorful_world.apps.launch import notebook_parameters
+    return notebook_parameters(str(notebook), list(argv))
+
+
+def test_every_train_option_is_taken_or_refused_with_a_sentence(tmp_path):
+    from colorful_world.apps.launch import LaunchError
+    params = parameters("--preset", "pix2pix", "--epochs", "1", "--fresh", "--no-hints", "--run-name", "ref")
+    assert (params["preset"], params["epochs"], params["fresh"], params["run_name"]) == ("pix2pix", 1, True, "ref")
+    assert params["image_size"] == 256 and params["options"]["arch"] == "unet" and params["options"]["ema_decay"] == 0
+    assert params["options"]["hints"] is False
+    with pytest.raises(LaunchError, match="--no-progress is not taken here"):
+        parameters("--no-progress")
+
+
+BAD_YAML = {
+    "tag.yaml": ("epochs: !!python/object/apply:os.system ['touch pwned']\n", "line 1: could not determine a constructor"),
+    "list.yaml": ("- epochs: 5\n- image_size: 64\n", "a mapping of names to values (epochs: 5), not a list"),
+    "type.yaml": ("epochs: five\n", "epochs in type.yaml must be a whole number, not 'five'"),
+    "half.yaml": ("epochs: 2.5\n", "epochs in half.yaml must be a whole number, not 2.5"),
+    "bool.yaml": ("hints: 'no'\n", "hints in bool.yaml must be true or false, not 'no'"),
+    "choice.yaml": ("options: {gan_mode: wgan}\n", "gan_mode in choice.yaml must be one of vanilla, lsgan"),
+    "options.yaml": ("options: [gan_mode]\n", "options must be a mapping"),
+    "unknown.yaml": ("epochz: 5\n", "unknown setting(s) epochz in unknown.yaml"),
+    "broken.yaml": ("epochs: [5\n", "broken.yaml, line 2:"),
+    # A billion laughs: 9 levels of 9 references expand to 9**9 strings, once anything walks them.
+    "laughs.yaml": ('a: &a ["lol","lol","lol","lol","lol","lol","lol","lol","lol"]\n'
+                    + "".join(f"{b}: &{b} [{','.join(['*' + a] * 9)}]\n" for a, b in zip("abcdefgh", "bcdefghi")),
+                    "line 1: anchors and aliases (& and *) are not taken"),
+}
+
+
+@pytest.mark.parametrize("name", sorted(BAD_YAML))
+def test_a_yaml_file_the_launcher_cannot_use_is_one_sentence(name, tmp_path, monkeypatch):
+    from colorful_world.apps.launch import LaunchError
+    text, says = BAD_YAML[name]
+    (tmp_path / name).write_text(text)
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(LaunchError) as refused:
+        parameters("--config", name)
+    assert says in str(refused.value) and "\n" not in str(refused.value)
+    assert not (tmp_path / "pwned").exists()
+
+
+def test_the_script_refuses_a_bad_yaml_file_in_one_sentence_before_any_run(tmp_path):
+    (tmp_path / "laughs.yaml").write_text(BAD_YAML["laughs.yaml"][0])
+    result = launch("--config", "laughs.yaml", cwd=tmp_path)
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert result.stderr.strip().splitlines()[-1].startswith("launch_training.sh: laughs.yaml, line 1: anchors")
+    assert not (tmp_path / "runs").exists()
+
+
+def test_a_good_yaml_file_gives_each_setting_its_type(tmp_path, monkeypatch):
+    (tmp_path / "run.yaml").write_text("lr: 2e-4\nepochs: 3.0\nmax_minutes: 5\npreset: unet\n"
+                                       "options: {min_crop: '0.75', data_on_device: true}\n")
+    monkeypatch.chdir(tmp_path)
+    params = parameters("--config", "run.yaml", "--epochs", "4")  # the flag wins over the file
+    assert params["epochs"] == 4 and params["preset"] == "unet"
+    options = params["options"]
+    assert options["lr"] == 2e-4 and options["max_minutes"] == 5.0 and isinstance(options["max_minutes"], float)
+    assert options["min_crop"] == 0.75 and options["data_on_device"] is True and options["arch"] == "unet"
+
+
+def test_the_preset_given_to_the_script_is_what_the_notebook_trains(tmp_path, synthetic_folder):
+    """`--preset pix2pix`, shrunk to CPU size by flags beside it: the executed notebook's parameters
+    name it, and the run's checkpoint holds the reference's settings the flags did not change."""
+    run = tmp_path / "runs" / "ref"
+    result = launch("--preset", "pix2pix", "--data", str(synthetic_folder), "--run-name", "ref", "--epochs", "1",
+                    "--image-size", "32", "--batch-size", "8", "--base-channels", "8", "--depth", "3",
+                    "--disc-channels", "8", "--max-images", "40", "--val-fraction", "0.2",
+                    "--min-colourfulness", "1", "--cache-dir", str(tmp_path / "cache"), cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    executed = nbformat.read(run / "train.ipynb", as_version=4)
+    injected = next(c.source for c in executed.cells if "injected-parameters" in c.metadata.get("tags", []))
+    assert 'preset = "pix2pix"' in injected and '"arch": "unet"' in injected
+    config = load_checkpoint(list_checkpoints(run)[-1])["config"]
+    assert (config["arch"], config["max_channels"], config["l1_epochs"], config["ema_decay"]) == ("unet", 512, 0, 0.0)
+    assert (config["chroma_weight"], config["min_crop"], config["old_prints"], config["hints"]) == (0.0, 1.0, 0.0, False)

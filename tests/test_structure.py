@@ -5,10 +5,12 @@ import ast
 from dataclasses import fields
 from pathlib import Path
 
+import nbformat
 import pytest
 
 from colorful_world.apps.cli import build_parser
-from colorful_world.core.config import ENCODER_NAMES, GAN_MODES, TrainConfig
+from colorful_world.core.config import ENCODER_NAMES, GAN_MODES, PRESETS, TrainConfig, with_preset
+from colorful_world.io.errors import ConfigError
 from colorful_world.apps.launch import notebook_parameters
 from colorful_world.training.train import GAN_LOSSES
 
@@ -72,6 +74,51 @@ def test_every_training_setting_reaches_the_cli_the_notebook_and_the_launcher():
         reached = params if f.name in notebook_names else params["options"]
         assert f.name in reached, f"the launcher drops {f.name}"
         TrainConfig(**{f.name: getattr(args, f.name)})  # the notebook's options take any field by name
+
+
+def notebook_settings(params: dict) -> dict:
+    """What train.ipynb trains with, given papermill's parameters: its parameters cell, the
+    parameters injected after it, then the cell that merges them (the training call itself left out)."""
+    cells = nbformat.read(NOTEBOOK, as_version=4).cells
+    parameters = next(i for i, c in enumerate(cells) if "parameters" in c.metadata.get("tags", []))
+    namespace = {}
+    exec(cells[parameters].source, namespace)
+    namespace.update(params)
+    exec(cells[parameters + 1].source, namespace)
+    return namespace["settings"]
+
+
+@pytest.mark.parametrize("preset", sorted(PRESETS))
+def test_every_preset_reaches_the_cli_the_launcher_and_the_notebook_alike(preset, monkeypatch):
+    import colorful_world.training.train
+    from colorful_world.apps.cli import main
+
+    def config(settings: dict) -> TrainConfig:
+        return TrainConfig(**(settings | {"out": ""}))  # where the run goes: each door says it its own way
+
+    expected = config(with_preset({"preset": preset, "epochs": 1}))
+    assert expected != TrainConfig(epochs=1)  # a preset that changed nothing would prove nothing
+    seen = {}
+    monkeypatch.setattr(colorful_world.training.train, "train", lambda settings, **kw: seen.update(settings))
+    assert main(["train", "--preset", preset, "--epochs", "1"]) == 0
+    assert config(seen) == expected, "the CLI"
+
+    params = notebook_parameters(str(NOTEBOOK), ["--preset", preset, "--epochs", "1"])
+    assert params["preset"] == preset
+    launched = {k: v for k, v in params.items() if k in {f.name for f in fields(TrainConfig)}} | params["options"]
+    assert config(launched) == expected, "the launcher"
+    assert config(notebook_settings(params)) == expected, "the notebook, as the launcher runs it"
+    by_hand = {"preset": preset, "epochs": 1, "image_size": expected.image_size}  # the cell's values win
+    assert config(notebook_settings(by_hand)) == expected, "the notebook, as a person edits it"
+
+
+def test_a_preset_yields_to_settings_given_beside_it_at_every_door():
+    argv = ["--preset", "pix2pix", "--image-size", "64", "--gan-mode", "lsgan"]
+    params = notebook_parameters(str(NOTEBOOK), argv)
+    settings = notebook_settings(params)
+    assert (settings["image_size"], settings["gan_mode"], settings["arch"]) == (64, "lsgan", "unet")
+    with pytest.raises(ConfigError, match="unknown preset 'pix2pix2'"):
+        with_preset({"preset": "pix2pix2"})
 
 
 def test_config_names_the_encoders_there_are():

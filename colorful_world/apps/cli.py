@@ -2,75 +2,106 @@
 `python -m colorful_world` is the same."""
 
 import argparse
+import importlib.util
 import json
 import signal
 import sys
+import textwrap
 from dataclasses import fields
 from pathlib import Path
 
-from colorful_world.core.config import PRESETS, TrainConfig
+from colorful_world.core.config import (GROUPS, PRESET_HELP, PRESETS, TrainConfig, metavar, shown_default,
+                                        with_preset)
 from colorful_world.core.hints import HintError, parse_hint_arg, parse_hints
 from colorful_world.core.tone import STRENGTH_MAX, check_strength
 from colorful_world.io.errors import UserError
 
-TRAIN_HELP = {
-    "data": "folder of colour photos (searched recursively), a .tgz/.tar/.zip of one, or 'lfw' to download LFW",
-    "out": "run folder: checkpoints, metrics.jsonl, metrics.png, samples/, generator.safetensors "
-           "(default runs/faces; on Colab, Drive's colorful_world/runs/faces)",
-    "l1_epochs": "epochs of L1-only warm start before the adversarial phase",
-    "gan_mode": "vanilla (BCE) or lsgan (least squares)",
-    "depth": "unet levels; 0 = as deep as the image size allows (max 8); encoder_unet: always 5",
-    "arch": "encoder_unet: a U-Net decoder on a pretrained torchvision encoder; unet: pix2pix's, from scratch",
-    "encoder": "encoder_unet's torchvision classifier (mobilenet_v2, resnet18, resnet34)",
-    "encoder_weights": "imagenet (torchvision's weights API, downloaded once), a safetensors state_dict of the "
-                       "classifier for offline use (or $COLORFUL_WORLD_ENCODER_WEIGHTS), or random",
-    "base_channels": "width of the narrowest level; 0 = the architecture's default (unet 32, encoder_unet 16)",
-    "chroma_weight": "weight, beside the pixel loss, of the term that holds each pixel's saturation up to the "
-                     "truth's (0 = the pixel loss alone)",
-    "pixel_loss": "l1 (ab), mse (ab) or rgb_mse (the recombined sRGB photo, as PSNR scores it); the adversarial "
-                  "phase weighs it by lambda_l1",
-    "encoder_lr": "encoder_unet: the pretrained encoder's learning rate as a share of --lr (below 1 keeps more of "
-                  "what ImageNet taught it; 0 freezes its weights)",
-    "min_crop": "scale augmentation: random square crops of this share of the side up to the whole photo",
-    "save_every": "steps between checkpoints (one is also written at each epoch end)",
-    "precision": "auto (bf16 on GPUs of compute capability 8.0+, fp16 with a grad scaler on older ones such as "
-                 "the T4, fp32 on CPU), or fp32, fp16, bf16",
-    "save_every_minutes": "also write a checkpoint after this many minutes since the last one (0 = off)",
-    "max_images": "use only the first N photos (0 = all), for a quick try",
-    "min_colourfulness": "drop training photos less colourful than this (0-100 scale; grey is ~0)",
-    "cache_dir": "where decoded photos are cached (default ~/.cache/colorful_world)",
-    "data_on_device": "keep the decoded uint8 photos on the GPU and augment there",
-    "log_every": "steps between lines of metrics.jsonl (losses, seconds per step, share of time spent on data)",
-    "lr_decay_epochs": "the last N epochs bring the learning rate linearly down to 0, as pix2pix does",
-    "max_minutes": "stop after this many minutes of training, counted across resumes: checkpoint, "
-                   "validate and export as at the end (0 = no limit; the same command with a higher one goes on)",
-}
+EXAMPLES = """\
+examples:
+  colorful-world colorize old.jpg                  # colorized/old.png, by the bundled face model
+  colorful-world colorize album/ -o colour/        # every photo of a folder
+  colorful-world colorize old.jpg --hint 120,80,#3050c0 --strength 1.2   # a colour you know; stronger
+  colorful-world train --data lfw --out runs/faces # train your own (the same command again continues)
+  colorful-world serve                             # an upload page and an HTTP API on port 8000
+
+`colorful-world COMMAND --help` lists a command's options.
+"""
+
+TRAIN_EXAMPLES = """\
+examples:
+  colorful-world train --data lfw --out runs/faces                   # LFW, downloaded once
+  colorful-world train --data photos/ --out runs/mine --max-minutes 60   # your own colour photos, an hour
+  colorful-world train --data lfw --out runs/faces --epochs 30       # the same run, taken on to 30 epochs
+  colorful-world train --data lfw --out runs/ref --preset pix2pix    # the pix2pix reference
+  colorful-world train --data photos/ --init-from bundled --lr 5e-5 --epochs 2   # fine-tune the bundled model
+  torchrun --nproc_per_node 2 -m colorful_world train --data lfw     # one process per GPU
+
+The same command again continues its run from the newest checkpoint; --fresh starts over.
+"""
+
+
+class _Formatter(argparse.RawDescriptionHelpFormatter):
+    """Examples as written; options' help wrapped to the terminal."""
+
+    def __init__(self, prog):
+        super().__init__(prog, max_help_position=32)
+
+
+def flag(name: str) -> str:
+    """A TrainConfig field's command-line flag."""
+    return "--" + name.replace("_", "-")
+
+
+def setting_help(setting) -> str:
+    """A TrainConfig field's help and its default, printed once."""
+    return f"{setting.metadata['help']} (default: {shown_default(setting)})"
 
 
 def _add_train(sub) -> None:
-    p = sub.add_parser("train", help="train a colorizer; the same command again continues its run")
-    for f in fields(TrainConfig):
-        flag = "--" + f.name.replace("_", "-")
-        if f.type is bool or isinstance(f.default, bool):
-            p.add_argument(flag, action=argparse.BooleanOptionalAction, default=None, help=TRAIN_HELP.get(f.name))
-        else:
-            p.add_argument(flag, type=type(f.default), default=None,
-                           help=(TRAIN_HELP.get(f.name, "") + f" (default: {f.default})").strip())
-    p.add_argument("--preset", choices=sorted(PRESETS), default=None,
-                   help="start from a known configuration (pix2pix: the reference unet_256 + 70 px PatchGAN, "
-                        "lambda 100, 256 px, no warm start, no EMA; unet: this project's U-Net from scratch); "
-                        "flags given beside it win")
-    p.add_argument("--fresh", action="store_true",
-                   help="start a new run even where --out holds one (the old run is moved aside, not deleted)")
-    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p = sub.add_parser("train", help="train a colorizer; the same command again continues its run",
+                       usage="colorful-world train [--preset NAME] [--data PATH] [--out DIR] [OPTION ...]",
+                       description="Train a colorizer: a pix2pix-style GAN that predicts the colour of grey "
+                                   "photos, in CIELAB.", epilog=TRAIN_EXAMPLES, formatter_class=_Formatter)
+    run = p.add_argument_group("starting and continuing")
+    run.add_argument("--preset", choices=sorted(PRESETS), default=None,
+                     help="start from a known configuration, for comparisons; settings given beside it win. "
+                          + "; ".join(f"{name}: {text}" for name, text in sorted(PRESET_HELP.items())))
+    run.add_argument("--fresh", action="store_true",
+                     help="start a new run even where --out holds one (the old run is moved aside, not deleted)")
+    run.add_argument("--no-progress", action="store_true", help="no progress bar (logs and metrics.jsonl stay)")
+    groups = {name: p.add_argument_group(title) for name, title in GROUPS.items()}
+    for setting in fields(TrainConfig):
+        group = groups[setting.metadata["group"]]
+        if isinstance(setting.default, bool):
+            group.add_argument(flag(setting.name), action=argparse.BooleanOptionalAction, default=None,
+                               help=setting_help(setting))
+            continue
+        group.add_argument(flag(setting.name), type=type(setting.default), default=None, help=setting_help(setting),
+                           choices=setting.metadata["choices"] or None, metavar=metavar(setting))
 
 
 def _train(args) -> int:
     from colorful_world.training.train import train
     given = {f.name: getattr(args, f.name) for f in fields(TrainConfig) if getattr(args, f.name) is not None}
-    given = PRESETS.get(args.preset, {}) | given
-    train(given, fresh=args.fresh, progress=not args.no_progress)
+    train(with_preset(given | {"preset": args.preset}), fresh=args.fresh, progress=not args.no_progress)
     return 0
+
+
+def _backend(name: str) -> str:
+    """auto: torch where it is installed, else ONNX Runtime (the light install)."""
+    if name != "auto":
+        return name
+    return "torch" if importlib.util.find_spec("torch") else "onnx"
+
+
+def _new_folders(path: Path) -> list[Path]:
+    """The folders of `path`, itself included, that do not exist yet: deepest first."""
+    missing = []
+    for folder in (path, *path.parents):
+        if folder.exists():
+            break
+        missing.append(folder)
+    return missing
 
 
 def _colorize(args) -> int:
@@ -85,10 +116,22 @@ def _colorize(args) -> int:
         strength = check_strength(args.strength)
     except ValueError as err:
         raise UserError(f"--strength: {err}") from None
-    colorizer = Colorizer.from_checkpoint(args.checkpoint, backend=args.backend)
-    look = {"chroma_gain": colorizer.chroma_gain * strength, "hints": hints, "restore_contrast": args.restore_contrast}
-    written, errors = colorize_files(colorizer, args.inputs, Path(args.output), progress=not args.no_progress,
-                                     workers=args.workers, look=look)
+    output = Path(args.output)
+    made = _new_folders(output)
+    written = []
+    try:
+        colorizer = Colorizer.from_checkpoint(args.checkpoint, backend=_backend(args.backend))
+        look = {"chroma_gain": colorizer.chroma_gain * strength, "hints": hints,
+                "restore_contrast": args.restore_contrast}
+        written, errors = colorize_files(colorizer, args.inputs, output, progress=not args.no_progress,
+                                         workers=args.workers, look=look)
+    finally:
+        if not written:  # nothing came of it: leave no empty folder behind
+            for folder in made:
+                try:
+                    folder.rmdir()
+                except OSError:  # not empty, or not ours to remove
+                    break
     print(f"colorized {len(written)} photo(s) into {args.output}" + (f"; {len(errors)} failed" if errors else ""))
     return 1 if errors else 0
 
@@ -104,11 +147,55 @@ def _hints(args) -> list:
     return parse_hints(hints)
 
 
+FRAMINGS = {"validation": "whole photos", "validation_tight_crops": "tight crops",
+            "validation_old": "as old prints"}
+FIGURES = (("psnr", "PSNR dB", "{:.2f}"), ("ssim", "SSIM", "{:.3f}"), ("delta_e2000", "ΔE2000", "{:.2f}"),
+           ("colourfulness_ratio", "colour / truth's", "{:.2f}"))
+
+
+def describe_model(path, config: dict, provenance: dict) -> str:
+    """`info`'s page: what a model is, where it comes from and how it scores, for a person."""
+    def line(label: str, text: str) -> str:
+        return textwrap.fill(text, 100, initial_indent=f"{label:<12}", subsequent_indent=" " * 12,
+                             break_on_hyphens=False)
+
+    arch = config.get("arch", "unet")
+    network = f"{arch}" + (f" on {config['encoder']}" if config.get("encoder") and arch == "encoder_unet" else "")
+    network += f", works at {config.get('image_size', '?')} px"
+    colour = f"chroma gain {config.get('chroma_gain', 1.0):g}; colour hints: {'yes' if config.get('hints') else 'no'}"
+    steps = provenance.get("steps", provenance.get("step"))
+    trained = [f"{steps:,} steps" if isinstance(steps, int) else "",
+               f"{config['epochs']} epochs" if config.get("epochs") else "",
+               f"photos: {provenance.get('data') or config.get('data') or 'not recorded'}"]
+    date = str(provenance.get("date", ""))[:10]
+    lines = [line("model", str(path)), line("network", network), line("colour", colour),
+             line("trained", ", ".join(t for t in trained if t) + (f", finished {date}" if date else ""))]
+    if provenance.get("note"):
+        lines.append(line("note", provenance["note"]))
+    scored = {key: provenance[key] for key in FRAMINGS if isinstance(provenance.get(key), dict)}
+    if scored:
+        photos = next((r["model"].get("photos") for r in scored.values() if "photos" in r.get("model", {})), None)
+        lines += ["", f"figures on the held-out photos{f' ({photos})' if photos else ''}:",
+                  f"{'':<28}" + "".join(f"{label:>{len(label) + 3}}" for _, label, _ in FIGURES)]
+        for key, results in scored.items():
+            for name, figures in results.items():
+                cells = "".join(f"{form.format(figures[k]) if k in figures else '-':>{len(label) + 3}}"
+                                for k, label, form in FIGURES)
+                lines.append(f"{FRAMINGS[key] if name == 'model' else '':<15}{name.replace('_', ' '):<13}{cells}")
+    else:
+        lines += ["", "no figures recorded: colorful-world export CKPT --data PHOTOS measures them"]
+    lines += ["", "the whole record: colorful-world info --json"]
+    return "\n".join(lines)
+
+
 def _info(args) -> int:
     from colorful_world.nets.model_file import load_model, model_path
     _, config, provenance = load_model(args.checkpoint)
-    print(f"model: {model_path(args.checkpoint)}")
-    print(json.dumps({"provenance": provenance, "config": config}, indent=2))
+    if args.json:
+        print(json.dumps({"model": str(model_path(args.checkpoint)), "provenance": provenance, "config": config},
+                         indent=2))
+    else:
+        print(describe_model(model_path(args.checkpoint), config, provenance))
     return 0
 
 
@@ -172,69 +259,91 @@ def _serve(args) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="colorful-world", description="Colorize black-and-white photos.")
-    sub = parser.add_subparsers(dest="command", required=True)
+    parser = argparse.ArgumentParser(prog="colorful-world", description="Colorize black-and-white photos, "
+                                     "faces first; train, measure and serve the colorizer.",
+                                     epilog=EXAMPLES, formatter_class=_Formatter)
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser("colorize", help="colorize photos and folders of photos", formatter_class=_Formatter,
+                       description="Colorize photos: each INPUT's colour version is written as OUTPUT/<name>.png "
+                                   "at the photo's own size.",
+                       epilog="examples:\n"
+                              "  colorful-world colorize old.jpg\n"
+                              "  colorful-world colorize album/ scans/*.tif -o colour/\n"
+                              "  colorful-world colorize old.jpg --hint 120,80,#3050c0 --hint 60,200,#204020\n"
+                              "  colorful-world colorize faded.jpg --restore-contrast --strength 1.3\n")
+    p.add_argument("inputs", nargs="+", metavar="INPUT", help="photos or folders of photos")
+    p.add_argument("--output", "-o", default="colorized", metavar="DIR",
+                   help="folder the colour photos go to (default: colorized)")
+    p.add_argument("--checkpoint", "-c", default=None, metavar="MODEL",
+                   help="a model (.safetensors, .onnx) or a training checkpoint (default: the bundled face model)")
+    p.add_argument("--backend", choices=("auto", "torch", "onnx"), default="auto",
+                   help="what runs the network: torch, or onnx (ONNX Runtime, faster on a CPU; the light install's); "
+                        "auto: torch where it is installed, else onnx (default: auto)")
+    p.add_argument("--workers", type=int, default=None, metavar="N",
+                   help="threads that decode and write photos beside the network (default: the cores, at most 4)")
+    look = p.add_argument_group("the colours")
+    look.add_argument("--hint", action="append", metavar="X,Y,#RRGGBB",
+                      help="a colour you know at pixel (X, Y) of the photo (origin top left), e.g. 120,80,#3050c0 "
+                           "for a blue dress; repeat for more; one photo only")
+    look.add_argument("--hints", metavar="FILE", help='hints as a JSON file: [[x, y, "#rrggbb"], ...]')
+    look.add_argument("--strength", default=1.0, metavar="S",
+                      help=f"colour strength from 0 (grey) to {STRENGTH_MAX:g}; 1 is the model's own (default: 1)")
+    look.add_argument("--restore-contrast", action="store_true",
+                      help="stretch a faded print's tones to the full range first, and keep them in the result")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+
     _add_train(sub)
 
-    p = sub.add_parser("colorize", help="colorize photos and folders of photos")
-    p.add_argument("inputs", nargs="+", help="photos or folders")
-    p.add_argument("--output", "-o", default="colorized", help="folder for OUT/<stem>.png (default: colorized)")
-    p.add_argument("--checkpoint", "-c", default=None,
-                   help="generator.safetensors or a training checkpoint (default: the bundled face model)")
-    p.add_argument("--backend", choices=("torch", "onnx"), default="torch",
-                   help="onnx: ONNX Runtime on the CPU, faster there (needs the onnx extra)")
-    p.add_argument("--workers", type=int, default=None,
-                   help="threads that decode and write photos beside the network (default: the cores, at most 4)")
-    p.add_argument("--hint", action="append", metavar="X,Y,#RRGGBB",
-                   help="a colour you know at pixel (X, Y) of the photo (origin top left), e.g. 120,80,#3050c0 "
-                        "for a blue dress; repeat for more; one photo only")
-    p.add_argument("--hints", metavar="FILE", help='hints as a JSON file: [[x, y, "#rrggbb"], ...]')
-    p.add_argument("--strength", default=1.0, metavar="S",
-                   help=f"colour strength from 0 (grey) to {STRENGTH_MAX:g}; 1 is the model's own (default)")
-    p.add_argument("--restore-contrast", action="store_true",
-                   help="stretch a faded print's tones to the full range first, and keep them in the result")
-    p.add_argument("--no-progress", action="store_true")
-
-    p = sub.add_parser("info", help="what a model is: its config, data, steps, date and validation figures")
-    p.add_argument("checkpoint", nargs="?", default=None, help="model or checkpoint (default: the bundled one)")
+    p = sub.add_parser("info", help="what a model is: its network, data, steps, date and validation figures",
+                       description="What a model is: its network, the photos and steps it was trained with, and "
+                                   "its figures on held-out photos.", formatter_class=_Formatter)
+    p.add_argument("checkpoint", nargs="?", default=None, help="a model or checkpoint (default: the bundled one)")
+    p.add_argument("--json", action="store_true", help="print the whole record, config and provenance, as JSON")
 
     p = sub.add_parser("export", help="a training checkpoint's EMA generator as a small .safetensors "
-                                      "(or, with --onnx, .onnx) model")
+                                      "(or, with --onnx, .onnx) model", formatter_class=_Formatter,
+                       epilog="examples:\n"
+                              "  colorful-world export runs/faces/checkpoints/step_000001000.pt -o model.safetensors\n"
+                              "  colorful-world export CKPT -o model.safetensors --chroma-gain auto --data PHOTOS\n"
+                              "  colorful-world export model.safetensors --onnx -o model.onnx\n")
     p.add_argument("checkpoint", help="a training checkpoint (.pt) or an exported model")
-    p.add_argument("--output", "-o", required=True)
+    p.add_argument("--output", "-o", required=True, help="the model file to write (.safetensors, or .onnx with --onnx)")
     p.add_argument("--onnx", action="store_true", help="write an ONNX model for --backend onnx (needs the onnx extra)")
     p.add_argument("--fp16", action="store_true", help="store weights in half precision (half the size)")
     p.add_argument("--data", default=None, help="also measure it on the validation split of these photos, "
                                                 "whole and tightly cropped")
-    p.add_argument("--cache-dir", default=None)
+    p.add_argument("--cache-dir", default=None, help="where decoded photos are cached (default: ~/.cache/colorful_world)")
     p.add_argument("--note", default="", help="free text kept in the provenance, e.g. the training command")
     p.add_argument("--chroma-gain", default=None,
                    help="scale the model's colour by this factor whenever it colorizes, or 'auto': the factor "
                         "that makes its colour as strong as the truth's on average over the training photos "
                         "(needs --data); L1 training leaves colour it is unsure of too grey")
 
-    p = sub.add_parser("evaluate", help="figures on held-out photos vs the grey and mean-colour baselines")
-    p.add_argument("--data", required=True, help="the photos the model was trained on (same split is used)")
-    p.add_argument("--checkpoint", "-c", default=None, help="default: the bundled face model")
-    p.add_argument("--cache-dir", default=None)
-    p.add_argument("--size", type=int, default=None,
+    p = sub.add_parser("evaluate", help="figures on held-out photos vs the grey and mean-colour baselines",
+                       formatter_class=_Formatter,
+                       epilog="example:\n  colorful-world evaluate --data lfw --framing crop\n")
+    p.add_argument("--data", required=True, help="the photos the model was trained on (the same split is used)")
+    p.add_argument("--checkpoint", "-c", default=None, help="a model or checkpoint (default: the bundled face model)")
+    p.add_argument("--cache-dir", default=None, help="where decoded photos are cached (default: ~/.cache/colorful_world)")
+    p.add_argument("--size", type=int, default=None, metavar="PX",
                    help="score at this side in pixels (default: the model's own): the model colorizes at its "
                         "size and its colour is resized to this one, as for any photo; compares models of "
                         "different sizes")
     p.add_argument("--framing", choices=("whole", "crop", "old"), default="whole",
                    help="whole photos, their tight central crops (the central half of the side: the face), or "
-                        "the whole photos made to look like old prints (colour scored on the clean L)")
+                        "the whole photos made to look like old prints, colour scored on the clean L (default: whole)")
     p.add_argument("--hints", type=int, default=0, metavar="N",
                    help="give the model N hints per photo, sampled from the true colour (seeded: the same "
-                        "points for every model)")
-    p.add_argument("--json", default=None, help="also write the figures to this JSON file")
-    p.add_argument("--no-progress", action="store_true")
+                        "points for every model; default: 0)")
+    p.add_argument("--json", default=None, metavar="FILE", help="also write the figures to this JSON file")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
 
     from colorful_world.io.download import add_arguments
-    add_arguments(sub.add_parser("download-lfw", help="download, verify and extract LFW"))
+    add_arguments(sub.add_parser("download-lfw", help="download, verify and extract LFW", formatter_class=_Formatter))
     from colorful_world.apps.server import add_arguments as add_serve_arguments
     add_serve_arguments(sub.add_parser("serve", help="an HTTP API and upload page for colorizing "
-                                                     "(needs the serve extra)"))
+                                                     "(needs the serve extra)", formatter_class=_Formatter))
     return parser
 
 

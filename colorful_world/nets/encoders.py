@@ -16,7 +16,7 @@ from torch import nn
 from colorful_world.io.errors import UserError
 from colorful_world.nets.mobilenet import MobileNetV2Features
 
-WEIGHTS_ENV = "COLORFUL_WORLD_ENCODER_WEIGHTS"  # a safetensors file used when --encoder-weights is imagenet
+WEIGHTS_ENV = "COLORFUL_WORLD_ENCODER_WEIGHTS"  # a weights file used when --encoder-weights is imagenet
 
 
 class EncoderWeightsError(UserError, ValueError):
@@ -51,8 +51,8 @@ ENCODERS = {
 
 def load_classifier(name: str, weights: str) -> nn.Module:
     """The torchvision classifier `name` with `weights`: "imagenet" (torchvision's weights API,
-    or the file named by $COLORFUL_WORLD_ENCODER_WEIGHTS), "random", or a safetensors
-    state_dict file of that classifier."""
+    or the file named by $COLORFUL_WORLD_ENCODER_WEIGHTS), "random", or a file of that
+    classifier's state_dict: safetensors, or torchvision's own .pth."""
     if name not in ENCODERS:
         raise ValueError(f"unknown encoder {name!r}; choose one of {', '.join(ENCODERS)}")
     spec = ENCODERS[name]
@@ -82,22 +82,38 @@ def _download_imagenet(name: str, spec: Encoder) -> dict:
     try:  # torch hub's cache first, then the internet
         return weights.get_state_dict(progress=True, check_hash=True)
     except (OSError, RuntimeError) as err:  # URLError is an OSError; a bad hash a RuntimeError
+        cached = Path(torch.hub.get_dir()) / "checkpoints" / os.path.basename(weights.url)
         raise EncoderWeightsError(
             f"could not get the ImageNet weights of {name} from torchvision ({err}). Either connect to the "
-            f"internet (torchvision downloads {weights.url} once), or name a safetensors file of "
-            f"torchvision's {name} state_dict with --encoder-weights FILE (or ${WEIGHTS_ENV}). "
+            f"internet (torchvision downloads {weights.url} once), or copy that file to {cached}, where "
+            f"torch looks for it first, or name it, or a safetensors file of torchvision's {name} state_dict, "
+            f"with --encoder-weights FILE (or ${WEIGHTS_ENV}). "
             f"--encoder-weights random trains the encoder from scratch instead.") from None
 
 
 def _read_weights_file(path: Path, name: str) -> dict:
+    """A state_dict from safetensors, or from torchvision's own .pth (told apart by their first
+    bytes, whatever the name), the latter loaded with weights_only: tensors, never code."""
     from safetensors.torch import load_file
     if not path.is_file():
         raise EncoderWeightsError(f"{path}: no such weights file for the {name} encoder "
-                                  "(give a safetensors state_dict, 'imagenet' or 'random')")
+                                  "(give a safetensors or torchvision .pth state_dict, 'imagenet' or 'random')")
+    with path.open("rb") as f:
+        head = f.read(4)
+    if head == b"PK\x03\x04" or head[:1] == b"\x80":  # torch.save's zip, or its older plain pickle
+        try:
+            state = torch.load(path, map_location="cpu", weights_only=True)
+        except Exception as err:  # an UnpicklingError for anything beyond tensors, a zip error for damage
+            raise EncoderWeightsError(f"{path}: not a torchvision weights file that loads without running "
+                                      f"code ({str(err).splitlines()[0]})") from None
+        if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+            raise EncoderWeightsError(f"{path}: holds no state_dict of tensors")
+        return state
     try:
         return load_file(str(path))
     except Exception as err:  # safetensors has its own error types for a damaged file
-        raise EncoderWeightsError(f"{path}: not a safetensors weights file ({err})") from None
+        raise EncoderWeightsError(f"{path}: neither a safetensors nor a torchvision .pth weights file "
+                                  f"({err})") from None
 
 
 def feature_stages(name: str, weights: str) -> nn.Sequential:
