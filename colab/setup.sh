@@ -51,7 +51,8 @@ export COLORFUL_WORLD_HOME
 if on_colab && [[ "$COLORFUL_WORLD_HOME" == "$COLAB_CHECKOUT" ]]; then
     clone_or_pull
 fi
-# On Colab always (a pull may bring new requirements); elsewhere only what is missing.
-if on_colab || ! python3 -c "import colorful_world, papermill, ipykernel, ipywidgets" 2>/dev/null; then
+# On Colab always (a pull may bring new requirements); elsewhere only what is missing (a light
+# install for colorizing has no torch: training adds it).
+if on_colab || ! python3 -c "import colorful_world, torch, torchvision, kornia, papermill, ipykernel, ipywidgets, yaml" 2>/dev/null; then
     install
 fi
