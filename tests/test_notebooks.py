@@ -124,3 +124,102 @@ def test_the_repository_is_named_in_one_place_and_a_fork_moves_every_mention(tmp
                    capture_output=True)
     moved = [copy / p.relative_to(ROOT) for p in places] + [copy / "pyproject.toml"]
     assert all("someone/their-fork" in p.read_text() and REPO_SLUG not in p.read_text() for p in moved)
+
+
+def lfw_archive(folder: Path, people: list[str]) -> Path:
+    """A small LFW-layout archive (lfw_funneled/<Person>/<Person>_000N.jpg) of colour photos
+    scikit-image ships, 250 px as LFW's are."""
+    import tarfile
+
+    from PIL import Image
+    from skimage import data as skdata
+    photos = [skdata.astronaut(), skdata.coffee(), skdata.chelsea(), skdata.rocket()]
+    root = folder / "lfw_funneled"
+    for n, person in enumerate(people):
+        (root / person).mkdir(parents=True)
+        for k in range(2):
+            photo = photos[(n + k) % len(photos)]
+            side = min(photo.shape[:2])
+            Image.fromarray(photo[:side, k * (photo.shape[1] - side):][:, :side]).resize((250, 250)).save(
+                root / person / f"{person}_{k + 1:04d}.jpg")
+    with tarfile.open(folder / "lfw-funneled.tgz", "w:gz") as archive:
+        archive.add(root, arcname="lfw_funneled")
+    return folder / "lfw-funneled.tgz"
+
+
+def test_evaluate_with_its_defaults_scores_the_bundled_model_on_its_held_out_people_of_lfw(tmp_path, monkeypatch):
+    """A fresh machine, no run of one's own: Run all downloads LFW (from a server on 127.0.0.1
+    here) and scores the bundled model on the people it never saw, and on no one else."""
+    import functools
+    import threading
+    from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+
+    held_out = notebook_held_out()
+    people = held_out[:5] + ["Not_Held_Out", "Another_Person"]
+    served = tmp_path / "served"
+    served.mkdir()
+    lfw_archive(served, people)
+    handler = functools.partial(SimpleHTTPRequestHandler, directory=str(served))
+    handler.log_message = lambda *args: None
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))  # a fresh machine's empty cache
+    monkeypatch.delenv("COLAB_RELEASE_TAG", raising=False)
+    work = tmp_path / "work"
+    work.mkdir()
+    try:
+        papermill.execute_notebook(str(NOTEBOOKS / "evaluate.ipynb"), str(tmp_path / "evaluate.ipynb"),
+                                   parameters={"lfw_url": f"http://127.0.0.1:{server.server_port}/lfw-funneled.tgz"},
+                                   progress_bar=False, cwd=str(work))
+    finally:
+        server.shutdown()
+        server.server_close()
+    text = text_of(tmp_path / "evaluate.ipynb")
+    assert "model: the bundled model" in text and "10 photos of the 5 people it never saw" in text
+    assert re.search(r"^model\s+\d", text, re.MULTILINE) and re.search(r"^mean_colour\s+\d", text, re.MULTILINE)
+    images = [out for out in outputs(tmp_path / "evaluate.ipynb") if "image/png" in out.get("data", {})]
+    assert len(images) == 3
+    assert (tmp_path / "cache" / "colorful_world").is_dir()  # downloaded where a fresh machine keeps it
+
+
+def notebook_held_out() -> list[str]:
+    notebook = nbformat.read(NOTEBOOKS / "evaluate.ipynb", as_version=4)
+    cell = next(c.source for c in notebook.cells if c.source.startswith("#@title The people the bundled model"))
+    namespace = {}
+    exec(cell, namespace)
+    return namespace["HELD_OUT"]
+
+
+SHARED_LFW = ROOT.parent / "shared" / "data" / "lfw-deepfunneled-part.tgz"
+
+
+@pytest.mark.skipif(not SHARED_LFW.is_file(), reason=f"the bundled model's training archive is not at {SHARED_LFW}")
+def test_the_held_out_people_are_the_validation_split_of_the_bundled_models_archive():
+    import tarfile
+
+    from colorful_world.core.data import split_by_person
+    from colorful_world.nets.model_file import load_model
+    config = load_model(None)[1]
+    assert Path(config["data"]).name == SHARED_LFW.name
+    with tarfile.open(SHARED_LFW) as archive:
+        files = [Path(name) for name in archive.getnames() if name.lower().endswith(".jpg")]
+    _, validation = split_by_person(files, config["val_fraction"], config["seed"])
+    assert notebook_held_out() == sorted({f.parent.name for f in validation})
+    assert len(notebook_held_out()) == 261
+
+
+def test_train_parameters_carry_each_settings_own_help_and_say_how_long_the_defaults_take():
+    from dataclasses import fields
+
+    from colorful_world.apps.launch import parameters_cell
+    from colorful_world.core.config import TrainConfig
+    notebook = nbformat.read(NOTEBOOKS / "train.ipynb", as_version=4)
+    cell = next(c.source for c in notebook.cells if "parameters" in c.metadata.get("tags", []))
+    assert cell == parameters_cell()  # regenerate with it when a help text changes
+    comments = " ".join(line[2:] for line in cell.splitlines() if line.startswith("# "))
+    for setting in fields(TrainConfig):
+        if f"\n{setting.name} = " in cell:
+            assert setting.metadata["help"] in comments, setting.name
+    intro = notebook.cells[0].source
+    assert "How long the defaults take** (computed, not measured on a GPU)" in intro
+    assert "benchmarks/training.py" in intro and "minutes" in intro
