@@ -298,7 +298,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("info", help="what a model is: its network, data, steps, date and validation figures",
                        description="What a model is: its network, the photos and steps it was trained with, and "
                                    "its figures on held-out photos.", formatter_class=_Formatter)
-    p.add_argument("checkpoint", nargs="?", default=None, help="a model or checkpoint (default: the bundled one)")
+    p.add_argument("checkpoint", nargs="?", default=None, metavar="MODEL",
+                   help="a model or checkpoint (default: the bundled one)")
     p.add_argument("--json", action="store_true", help="print the whole record, config and provenance, as JSON")
 
     p = sub.add_parser("export", help="a training checkpoint's EMA generator as a small .safetensors "
@@ -307,15 +308,18 @@ def build_parser() -> argparse.ArgumentParser:
                               "  colorful-world export runs/faces/checkpoints/step_000001000.pt -o model.safetensors\n"
                               "  colorful-world export CKPT -o model.safetensors --chroma-gain auto --data PHOTOS\n"
                               "  colorful-world export model.safetensors --onnx -o model.onnx\n")
-    p.add_argument("checkpoint", help="a training checkpoint (.pt) or an exported model")
-    p.add_argument("--output", "-o", required=True, help="the model file to write (.safetensors, or .onnx with --onnx)")
-    p.add_argument("--onnx", action="store_true", help="write an ONNX model for --backend onnx (needs the onnx extra)")
+    p.add_argument("checkpoint", metavar="CHECKPOINT", help="a training checkpoint (.pt) or an exported model")
+    p.add_argument("--output", "-o", required=True, metavar="FILE",
+                   help="the model file to write (.safetensors, or .onnx with --onnx)")
+    p.add_argument("--onnx", action="store_true",
+                   help="write an ONNX model for --backend onnx and the light install (needs the onnx extra)")
     p.add_argument("--fp16", action="store_true", help="store weights in half precision (half the size)")
-    p.add_argument("--data", default=None, help="also measure it on the validation split of these photos, "
-                                                "whole and tightly cropped")
-    p.add_argument("--cache-dir", default=None, help="where decoded photos are cached (default: ~/.cache/colorful_world)")
-    p.add_argument("--note", default="", help="free text kept in the provenance, e.g. the training command")
-    p.add_argument("--chroma-gain", default=None,
+    p.add_argument("--data", default=None, metavar="PATH", help="also measure it on the validation split of these "
+                                                               "photos, whole and tightly cropped")
+    p.add_argument("--cache-dir", default=None, metavar="DIR",
+                   help="where decoded photos are cached (default: ~/.cache/colorful_world)")
+    p.add_argument("--note", default="", metavar="TEXT", help="free text kept in the provenance, e.g. the training command")
+    p.add_argument("--chroma-gain", default=None, metavar="X|auto",
                    help="scale the model's colour by this factor whenever it colorizes, or 'auto': the factor "
                         "that makes its colour as strong as the truth's on average over the training photos "
                         "(needs --data); L1 training leaves colour it is unsure of too grey")
@@ -323,9 +327,12 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("evaluate", help="figures on held-out photos vs the grey and mean-colour baselines",
                        formatter_class=_Formatter,
                        epilog="example:\n  colorful-world evaluate --data lfw --framing crop\n")
-    p.add_argument("--data", required=True, help="the photos the model was trained on (the same split is used)")
-    p.add_argument("--checkpoint", "-c", default=None, help="a model or checkpoint (default: the bundled face model)")
-    p.add_argument("--cache-dir", default=None, help="where decoded photos are cached (default: ~/.cache/colorful_world)")
+    p.add_argument("--data", required=True, metavar="PATH",
+                   help="the photos the model was trained on, or lfw (the same split is used)")
+    p.add_argument("--checkpoint", "-c", default=None, metavar="MODEL",
+                   help="a model or checkpoint (default: the bundled face model)")
+    p.add_argument("--cache-dir", default=None, metavar="DIR",
+                   help="where decoded photos are cached (default: ~/.cache/colorful_world)")
     p.add_argument("--size", type=int, default=None, metavar="PX",
                    help="score at this side in pixels (default: the model's own): the model colorizes at its "
                         "size and its colour is resized to this one, as for any photo; compares models of "
