@@ -16,7 +16,8 @@ import torch
 from colorful_world.core.config import PRESETS, TrainConfig
 from colorful_world.core.runtime import Runtime
 from colorful_world.core.data import training_batch
-from colorful_world.training.train import build_training, train_step
+from colorful_world.training.state import build_training
+from colorful_world.training.train import train_step
 
 
 def saved_bytes(fn) -> int:

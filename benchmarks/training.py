@@ -17,7 +17,8 @@ from common import median_seconds
 from colorful_world.core.config import PRESETS, TrainConfig
 from colorful_world.core.data import BatchStream, cache_side
 from colorful_world.core.runtime import Runtime, local
-from colorful_world.training.train import build_training, train_step
+from colorful_world.training.state import build_training
+from colorful_world.training.train import train_step
 
 
 def throughput(config: TrainConfig, runtime: Runtime, steps: int) -> dict:

@@ -45,7 +45,8 @@ def test_memory_benchmark_counts_saved_activations_and_fp16_halves_them():
 
 def test_photo_memory_benchmark_measures_every_shape(tiny_model):
     figures = run_benchmark("photo_memory.py", "--megapixels", "0.2", "--checkpoint", str(tiny_model))
-    assert {value["shape"] for value in figures.values() if isinstance(value, dict)} == {"square", "4:1", "1:N"}
+    assert {value["shape"] for value in figures.values() if isinstance(value, dict)} == \
+        {"square", "4:1", "1:N", "N:1", "square 16-bit", "square float"}
     assert figures["process_with_a_64px_photo_mb"] > 0
 
 

@@ -64,17 +64,17 @@ def test_photos_in_flight_stay_within_the_pixel_budget(tmp_path, colorizer, monk
             in_flight[0] += step
             most[0] = max(most[0], in_flight[0])
 
-    def prepare(image, size):
+    def prepare(image, size, *options):
         count(+1)
         try:
-            return real_prepare(image, size)
+            return real_prepare(image, size, *options)
         except Exception:
             count(-1)  # a bad photo is done with its memory here
             raise
 
-    def finish(prepared, ab, **options):
+    def finish(prepared, ab, *args, **options):
         try:
-            return real_finish(prepared, ab, **options)
+            return real_finish(prepared, ab, *args, **options)
         finally:
             count(-1)
 

@@ -6,6 +6,8 @@ import json
 import pytest
 import torch
 
+from colorful_world.core.data import Batch
+
 from colorful_world.nets import checkpoint as ckpt
 from colorful_world.core import runtime as rt
 from colorful_world.training import train as training
@@ -52,7 +54,7 @@ def test_an_fp16_step_with_a_grad_scaler_runs_on_the_cpu():
     G, D, opt_g, opt_d = _models()
     scaler = torch.amp.GradScaler("cpu", init_scale=2.0 ** 10)
     before = _snapshot(G, D)
-    logs = training.train_step(torch.rand(4, 3, 32, 32), G, D, opt_g, opt_d, scaler, CONFIG, True, FP16)
+    logs = training.train_step(Batch.clean(torch.rand(4, 3, 32, 32)), G, D, opt_g, opt_d, scaler, CONFIG, True, FP16)
     assert logs["skipped"] == 0.0 and all(map(lambda v: torch.isfinite(torch.tensor(v)), logs.values()))
     assert all(not torch.equal(a, b) for a, b in zip(before[:1], _snapshot(G)[:1]))
     assert scaler.get_scale() == 2.0 ** 10
@@ -62,7 +64,7 @@ def test_an_overflowing_step_moves_nothing_and_lowers_the_scale():
     G, D, opt_g, opt_d = _models()
     scaler = torch.amp.GradScaler("cpu", init_scale=1e38)  # scaled gradients overflow fp16 for sure
     before = _snapshot(G, D)
-    logs = training.train_step(torch.rand(4, 3, 32, 32), G, D, opt_g, opt_d, scaler, CONFIG, True, FP16)
+    logs = training.train_step(Batch.clean(torch.rand(4, 3, 32, 32)), G, D, opt_g, opt_d, scaler, CONFIG, True, FP16)
     assert logs["skipped"] == 1.0 and scaler.get_scale() < 1e38
     assert all(torch.equal(a, b) for a, b in zip(before, _snapshot(G, D)))
 
@@ -74,7 +76,7 @@ def test_a_step_with_an_inf_loss_moves_nothing(runtime):
     rgb = torch.rand(4, 3, 32, 32)
     rgb[0, :, 0, 0] = float("nan")  # a corrupt photo: its L, and so every loss, is NaN
     before = _snapshot(G, D)
-    logs = training.train_step(rgb, G, D, opt_g, opt_d, scaler, CONFIG, True, runtime)
+    logs = training.train_step(Batch.clean(rgb), G, D, opt_g, opt_d, scaler, CONFIG, True, runtime)
     assert logs["skipped"] == 1.0
     assert all(torch.equal(a, b) for a, b in zip(before, _snapshot(G, D)))
 

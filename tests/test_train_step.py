@@ -1,6 +1,8 @@
 import pytest
 import torch
 
+from colorful_world.core.data import Batch
+
 from colorful_world.core.config import TrainConfig
 from colorful_world.nets.models import PatchDiscriminator, UNet
 from colorful_world.core.runtime import Runtime
@@ -18,7 +20,7 @@ def test_one_step_updates_what_its_phase_trains(amp_dtype, gan_phase):
     scaler = torch.amp.GradScaler("cpu", enabled=False)
     g_before, d_before = [p.clone() for p in G.parameters()], [p.clone() for p in D.parameters()]
 
-    logs = train_step(torch.rand(4, 3, 32, 32), G, D, opt_g, opt_d, scaler, config, gan_phase, run)
+    logs = train_step(Batch.clean(torch.rand(4, 3, 32, 32)), G, D, opt_g, opt_d, scaler, config, gan_phase, run)
 
     assert all(torch.isfinite(torch.tensor(v)) for v in logs.values())
     assert set(logs) == ({"l1", "chroma", "skipped", "loss_d", "adversarial"} if gan_phase else {"l1", "chroma", "skipped"})
@@ -37,8 +39,8 @@ def test_learning_rate_is_constant_then_decays_linearly_to_zero():
 
 
 def test_the_encoder_can_learn_slower_than_the_decoder():
-    from colorful_world.training.train import build_training
-    config = TrainConfig(image_size=32, encoder_weights="random", encoder_lr=0.1)
+    from colorful_world.training.state import build_training
+    config = TrainConfig(image_size=32, encoder_weights="random", encoder_lr=0.1, hints=False)
     G, _, opt_g, _, _ = build_training(config, Runtime(torch.device("cpu"), None))
     decoder, encoder = opt_g.param_groups
     assert (decoder["lr_scale"], encoder["lr_scale"]) == (1.0, 0.1)
@@ -46,11 +48,16 @@ def test_the_encoder_can_learn_slower_than_the_decoder():
     assert len(decoder["params"]) + len(encoder["params"]) == len(list(G.parameters()))
     with pytest.raises(ValueError, match="encoder_lr"):
         TrainConfig(encoder_lr=2.0).validate()
+    # With hints, their new weights are a third group, at --hint-lr.
+    G, _, opt_g, _, _ = build_training(TrainConfig(image_size=32, encoder_weights="random", hint_lr=7.0),
+                                       Runtime(torch.device("cpu"), None))
+    hint = opt_g.param_groups[2]
+    assert hint["lr_scale"] == 7.0 and {id(p) for p in hint["params"]} == {id(p) for p in G.hint_parameters()}
 
 
 def test_an_optimizer_saved_in_one_group_continues_in_two():
-    from colorful_world.training.train import _in_groups, build_training
-    config = TrainConfig(image_size=32, encoder_weights="random", encoder_lr=0.1)
+    from colorful_world.training.state import _in_groups, build_training
+    config = TrainConfig(image_size=32, encoder_weights="random", encoder_lr=0.1, hints=False)
     G, _, opt_g, _, _ = build_training(config, Runtime(torch.device("cpu"), None))
     params = list(G.parameters())
     old = torch.optim.Adam(params, 1e-3)  # how runs saved it before --encoder-lr
@@ -91,7 +98,7 @@ def test_a_step_with_a_squared_pixel_loss_moves_the_generator(kind, gan_phase):
     G, D = UNet(8, 3), PatchDiscriminator(8, 3)
     opt_g, opt_d = torch.optim.Adam(G.parameters(), 1e-3), torch.optim.Adam(D.parameters(), 1e-3)
     before = [p.clone() for p in G.parameters()]
-    logs = train_step(torch.rand(4, 3, 32, 32), G, D, opt_g, opt_d, torch.amp.GradScaler("cpu", enabled=False),
+    logs = train_step(Batch.clean(torch.rand(4, 3, 32, 32)), G, D, opt_g, opt_d, torch.amp.GradScaler("cpu", enabled=False),
                       config, gan_phase, Runtime(torch.device("cpu"), None))
     assert logs["skipped"] == 0.0 and all(torch.isfinite(torch.tensor(v)) for v in logs.values())
     assert any(not torch.equal(a, b) for a, b in zip(before, G.parameters()))

@@ -254,6 +254,12 @@ class Batch:
     l_input: torch.Tensor  # the generator's L
     hints: torch.Tensor | None  # (N, 3, S, S) a, b, mask; None for a model without hints
 
+    @classmethod
+    def clean(cls, rgb: torch.Tensor) -> "Batch":
+        """Photos as they are: no old-print damage, no hints."""
+        l_norm, ab = rgb_to_model(rgb)
+        return cls(rgb, l_norm, ab, l_norm, None)
+
 
 def training_batch(images: torch.Tensor, picks: torch.Tensor, size: int, seed: int, step: int,
                    min_crop: float, old_prints: float, hints: bool, device: torch.device) -> Batch:
