@@ -111,7 +111,7 @@ def test_a_chroma_gain_travels_with_the_export_and_scales_its_colour(tmp_path, t
                             ("onnx", Colorizer.from_checkpoint(tmp_path / "strong.onnx", backend="onnx"))):
         chroma[name] = np.abs(skcolor.rgb2lab(np.asarray(colorizer.colorize(grey)) / 255)[..., 1:]).mean()
     assert 1.4 < chroma["strong"] / chroma["plain"] < 1.6 and abs(chroma["onnx"] / chroma["strong"] - 1) < 0.02
-    for bad, says in (("auto", "give --data"), ("loud", "a factor from 0 to 10")):
+    for bad, says in (("auto", "--data"), ("loud", "a factor from 0 to 10")):
         refused = subprocess.run(command + [bad], capture_output=True, text=True)
         assert refused.returncode == 2 and says in refused.stderr and "Traceback" not in refused.stderr
 
@@ -348,6 +348,21 @@ def test_info_reads_as_text_and_json_on_asking(tmp_path):
     assert re.search(rf"^whole photos\s+model\s+{psnr:.2f}\s", text.stdout, re.MULTILINE)
     assert "colorful-world info --json" in text.stdout
 
+
+
+def test_info_shows_every_framing_the_hints_table_and_a_run_s_own_record():
+    from colorful_world.apps.cli import describe_model
+    scores = {"model": {"psnr": 25.0, "photos": 40}, "grey": {"psnr": 22.0}, "mean_colour": {"psnr": 23.0}}
+    page = describe_model("m.safetensors", {"image_size": 64}, {
+        "validation_tight_crops": scores, "validation_old_prints": {**scores, "model": {"psnr": 24.25}},
+        "validation_hints": {"1": {**scores, "model": {"psnr": 26.5}}, "10": {**scores, "model": {"psnr": 29.75}}}})
+    for framing, psnr in (("tight crops", "25.00"), ("as old prints", "24.25"), ("with 1 hints", "26.50"),
+                          ("with 10 hints", "29.75")):
+        assert re.search(rf"^{framing}\s+model\s+{psnr}\s", page, re.MULTILINE), framing
+    assert "held-out photos (40)" in page
+    # A training run's validation record is flat: the model's row, no crash on its step and epoch.
+    flat = describe_model("m.safetensors", {}, {"validation": {"step": 3, "epoch": 0, "psnr": 24.5}})
+    assert re.search(r"^whole photos\s+model\s+24.50\s", flat, re.MULTILINE)
 
 def test_a_failed_colorize_leaves_no_folder_it_made(tmp_path, tiny_model):
     out = tmp_path / "out" / "deeper"

@@ -14,6 +14,7 @@ from colorful_world.core.config import (GROUPS, PRESET_HELP, PRESETS, TrainConfi
                                         with_preset)
 from colorful_world.core.hints import HintError, parse_hint_arg, parse_hints
 from colorful_world.core.tone import STRENGTH_MAX, check_strength
+from colorful_world.inference.export import HINTS_KEY, VALIDATION_KEYS
 from colorful_world.io.errors import UserError
 
 EXAMPLES = """\
@@ -147,8 +148,8 @@ def _hints(args) -> list:
     return parse_hints(hints)
 
 
-FRAMINGS = {"validation": "whole photos", "validation_tight_crops": "tight crops",
-            "validation_old": "as old prints"}
+FRAMINGS = {VALIDATION_KEYS["whole"]: "whole photos", VALIDATION_KEYS["crop"]: "tight crops",
+            VALIDATION_KEYS["old"]: "as old prints"}
 FIGURES = (("psnr", "PSNR dB", "{:.2f}"), ("ssim", "SSIM", "{:.3f}"), ("delta_e2000", "ΔE2000", "{:.2f}"),
            ("colourfulness_ratio", "colour / truth's", "{:.2f}"))
 
@@ -172,16 +173,21 @@ def describe_model(path, config: dict, provenance: dict) -> str:
              line("trained", ", ".join(t for t in trained if t) + (f", finished {date}" if date else ""))]
     if provenance.get("note"):
         lines.append(line("note", provenance["note"]))
-    scored = {key: provenance[key] for key in FRAMINGS if isinstance(provenance.get(key), dict)}
-    if scored:
-        photos = next((r["model"].get("photos") for r in scored.values() if "photos" in r.get("model", {})), None)
+    hinted = provenance.get(HINTS_KEY) if isinstance(provenance.get(HINTS_KEY), dict) else {}
+    tables = [(FRAMINGS[key], provenance[key]) for key in FRAMINGS if isinstance(provenance.get(key), dict)]
+    tables += [(f"with {count} hints", results) for count, results in hinted.items() if isinstance(results, dict)]
+    # A run's own validation record is flat (the model's figures, its step): the model's row alone.
+    tables = [(label, results if all(isinstance(v, dict) for v in results.values()) else {"model": results})
+              for label, results in tables if results]
+    if tables:
+        photos = next((r["model"].get("photos") for _, r in tables if "photos" in r.get("model", {})), None)
         lines += ["", f"figures on the held-out photos{f' ({photos})' if photos else ''}:",
                   f"{'':<28}" + "".join(f"{label:>{len(label) + 3}}" for _, label, _ in FIGURES)]
-        for key, results in scored.items():
+        for framing, results in tables:
             for name, figures in results.items():
                 cells = "".join(f"{form.format(figures[k]) if k in figures else '-':>{len(label) + 3}}"
                                 for k, label, form in FIGURES)
-                lines.append(f"{FRAMINGS[key] if name == 'model' else '':<15}{name.replace('_', ' '):<13}{cells}")
+                lines.append(f"{framing if name == 'model' else '':<15}{name.replace('_', ' '):<13}{cells}")
     else:
         lines += ["", "no figures recorded: colorful-world export CKPT --data PHOTOS measures them"]
     lines += ["", "the whole record: colorful-world info --json"]
@@ -200,41 +206,11 @@ def _info(args) -> int:
 
 
 def _export(args) -> int:
-    from datetime import datetime, timezone
-
-    from colorful_world.nets.model_file import export_generator, load_model
-    from colorful_world.training.run_folder import provenance as run_provenance
-    state, config, saved = load_model(args.checkpoint)
-    steps = saved.get("step", saved.get("steps", 0))  # a training checkpoint's, or an export's
-    made = datetime.fromtimestamp(Path(args.checkpoint).stat().st_mtime, timezone.utc)  # its own date, not today's
-    provenance = run_provenance(Path(args.checkpoint).parent.parent, config, steps, made)
-    changes = {}
-    if args.chroma_gain == "auto":
-        if not args.data:
-            raise UserError("--chroma-gain auto measures the model on its training photos: give --data")
-        from colorful_world.inference.evaluate import calibrate_chroma
-        changes["chroma_gain"] = round(calibrate_chroma(args.checkpoint, args.data, args.cache_dir), 3)
-        print(f"chroma gain {changes['chroma_gain']} (calibrated on the training photos)")
-    elif args.chroma_gain:
-        try:
-            changes["chroma_gain"] = float(args.chroma_gain)
-        except ValueError:
-            changes["chroma_gain"] = 0.0
-        if not 0 < changes["chroma_gain"] < 10:
-            raise UserError(f"--chroma-gain takes a factor from 0 to 10 or 'auto', not {args.chroma_gain!r}")
-    if args.data:
-        from colorful_world.inference.evaluate import evaluate
-        gain = changes.get("chroma_gain")
-        provenance["validation"] = evaluate(args.checkpoint, args.data, args.cache_dir, chroma_gain=gain)
-        provenance["validation_tight_crops"] = evaluate(args.checkpoint, args.data, args.cache_dir, framing="crop",
-                                                        chroma_gain=gain)
-    provenance["note"] = args.note
-    if args.onnx:
-        from colorful_world.inference.onnx_backend import export_onnx
-        export_onnx(args.checkpoint, Path(args.output), provenance, changes)
-    else:
-        export_generator(state, config | changes, Path(args.output), fp16=args.fp16, provenance=provenance)
-    print(f"exported {args.output} ({Path(args.output).stat().st_size / 1e6:.1f} MB)")
+    from colorful_world.inference.export import export_model
+    output = export_model(args.checkpoint, args.output, chroma_gain=args.chroma_gain, data=args.data,
+                          cache_dir=args.cache_dir, onnx=args.onnx, fp16=args.fp16, note=args.note,
+                          hints_table=args.hints_table)
+    print(f"exported {output} ({output.stat().st_size / 1e6:.1f} MB)")
     return 0
 
 
@@ -315,7 +291,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="write an ONNX model for --backend onnx and the light install (needs the onnx extra)")
     p.add_argument("--fp16", action="store_true", help="store weights in half precision (half the size)")
     p.add_argument("--data", default=None, metavar="PATH", help="also measure it on the validation split of these "
-                                                               "photos, whole and tightly cropped")
+                                                               "photos: whole, tightly cropped and as old prints")
+    p.add_argument("--hints-table", action="store_true",
+                   help="with --data, a model that takes colour hints is also measured with 1, 5 and 10 hints "
+                        "per photo (slow)")
     p.add_argument("--cache-dir", default=None, metavar="DIR",
                    help="where decoded photos are cached (default: ~/.cache/colorful_world)")
     p.add_argument("--note", default="", metavar="TEXT", help="free text kept in the provenance, e.g. the training command")

@@ -1,7 +1,9 @@
-"""What a person looks at: the sample grid (grey | ours | truth) and the loss/metric plot."""
+"""What a person looks at: the sample grid (grey | ours | truth), the loss/metric plot, and the
+record a run leaves of where its models come from (its metrics log, an export's provenance)."""
 
 import json
 import warnings
+from datetime import datetime, timezone
 from pathlib import Path
 
 import torch
@@ -9,6 +11,9 @@ from matplotlib.figure import Figure  # a figure of its own: pyplot's global bac
 from torchvision.utils import make_grid, save_image
 
 from colorful_world.core.color import model_to_rgb, rgb_to_model
+
+
+METRICS = "metrics.jsonl"  # a run folder's log of training and validation figures, one JSON record a line
 
 
 @torch.no_grad()
@@ -35,6 +40,21 @@ def read_metrics(path: Path) -> list[dict]:
                 raise
             warnings.warn(f"{path}: skipped a torn last line ({line[:40]!r}...)")
     return records
+
+
+def provenance(folder: Path, config: dict, step: int, when: datetime | None = None) -> dict:
+    """Where a model comes from: data, schedule, date, and the validation figures of its own
+    step in the run `folder`'s metrics log (the last ones at or before it), not those of a later
+    checkpoint of the same run. What an export carries, whoever exports it (the training loop
+    at its end, `export_model` for a checkpoint)."""
+    metrics = Path(folder) / METRICS
+    vals = [r for r in read_metrics(metrics) if r["kind"] == "val" and r["step"] <= step] if metrics.exists() else []
+    when = when or datetime.now(timezone.utc)
+    return {"data": config.get("data"), "steps": step, "image_size": config["image_size"],
+            "arch": config.get("arch", "unet"), "encoder": config.get("encoder", ""),
+            "epochs": config.get("epochs"), "gan_mode": config.get("gan_mode"),
+            "date": when.isoformat(timespec="seconds"),
+            "validation": {k: v for k, v in vals[-1].items() if k not in ("kind", "samples")} if vals else {}}
 
 
 def plot_metrics(metrics_path: Path, out_path: Path) -> None:
