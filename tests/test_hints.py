@@ -10,7 +10,7 @@ from PIL import Image
 from skimage.color import rgb2lab
 
 from colorful_world import Colorizer
-from colorful_world.core.clicks import scoring_clicks, simulate_clicks
+from colorful_world.core.simulated_clicks import scoring_clicks, simulate_clicks
 from colorful_world.core.color_lut import srgb_to_ab
 from colorful_world.core.config import ModelConfig
 from colorful_world.core.hints import MAX_HINTS, HintError, hint_map, parse_hint_arg, parse_hints
@@ -129,6 +129,7 @@ def test_hints_reach_the_onnx_model_as_they_reach_torch(hinted_model, tmp_path):
     assert np.abs(outs["torch"] - outs["torch_plain"]).max() > 5
 
 
+@pytest.mark.slow
 def test_a_model_trained_with_clicks_follows_a_hint(tmp_path):
     from colorful_world.training.train import train
     from synthetic import write_any_hue_photos

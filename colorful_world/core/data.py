@@ -27,7 +27,7 @@ from PIL import Image
 from tqdm.auto import tqdm
 
 from colorful_world.io.archive import is_archive, safe_extract
-from colorful_world.core.clicks import simulate_clicks
+from colorful_world.core.simulated_clicks import simulate_clicks
 from colorful_world.core.color import colourfulness, rgb_to_model
 from colorful_world.core.config import TrainConfig
 from colorful_world.core.old_print import damage_batch

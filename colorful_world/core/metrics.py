@@ -5,7 +5,7 @@ from collections.abc import Callable
 import kornia.metrics
 import torch
 
-from colorful_world.core.clicks import scoring_clicks
+from colorful_world.core.simulated_clicks import scoring_clicks
 from colorful_world.core.color import colourfulness, delta_e2000, model_to_rgb, rgb_to_lab, rgb_to_model
 from colorful_world.core.old_print import old_print_framing
 from colorful_world.core.units import AB_SCALE

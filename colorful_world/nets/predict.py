@@ -17,7 +17,7 @@ def predict_ab(generator, l_norm: torch.Tensor, size: int, runtime: rt.Runtime,
     `hints` (N, 3, H, W) at L's size are taken to the working size cell by cell."""
     if hints is not None and hints.shape[-2:] != (size, size):
         hints = F.interpolate(hints, size=(size, size), mode="nearest")
-    ab = network_ab(generator, to_working_size(l_norm, size), runtime, hints)
+    ab = network_ab(generator, l_to_working_size(l_norm, size), runtime, hints)
     return to_photo_size(ab, l_norm.shape[-2:])
 
 
@@ -37,8 +37,9 @@ def to_photo_size(ab: torch.Tensor, shape: tuple[int, int]) -> torch.Tensor:
     return F.interpolate(ab, size=tuple(shape), mode="bilinear", align_corners=False)
 
 
-def to_working_size(l_norm: torch.Tensor, size: int) -> torch.Tensor:
-    """L resized to size x size: each side shrunk (antialiased) first, then grown.
+def l_to_working_size(l_norm: torch.Tensor, size: int) -> torch.Tensor:
+    """L resized to size x size (the torch twin of `core.resize.to_working_size`): each side shrunk
+    (antialiased) first, then grown.
 
     One antialiased resize of a photo with a side below `size` makes an intermediate of the
     other side by `size`: 5 GB for a 1 x 10,000,000 photo. Shrinking first keeps every
