@@ -88,10 +88,11 @@ def test_without_hints_a_hinted_network_is_exactly_the_hint_free_one():
     with torch.no_grad():
         assert torch.equal(net(l_norm), plain(l_norm))
         assert torch.equal(net(l_norm, torch.zeros_like(clicks)), net(l_norm))
-        assert torch.equal(net(l_norm, clicks), net(l_norm))  # new weights start at zero
-        for conv in net.hint_inputs:
-            conv.weight.normal_(0, 0.1)
-        assert not torch.equal(net(l_norm, clicks), net(l_norm))
+        # From the first step a hinted pixel takes its hint, and the colour near it moves.
+        hinted = net(l_norm, clicks)
+        mask = clicks[:, 2:].bool().expand(-1, 2, -1, -1)
+        assert torch.allclose(hinted[mask], clicks[:, :2][mask])
+        assert (hinted - net(l_norm)).abs()[~mask].max() > 0.01
 
 
 def test_simulated_clicks_reveal_the_true_colour_and_are_seeded():
