@@ -15,7 +15,7 @@ from colorful_world.core.color_lut import srgb_to_ab
 from colorful_world.core.config import ModelConfig
 from colorful_world.core.hints import MAX_HINTS, HintError, hint_map, parse_hint_arg, parse_hints
 from colorful_world.core.units import AB_SCALE
-from colorful_world.nets.models import build_generator
+from colorful_world.nets.models import HINT_PARTS, build_generator
 
 HINTED = ModelConfig("encoder_unet", 64, 5, 8, 64, encoder="mobilenet_v2", hints=True)
 
@@ -82,7 +82,7 @@ def test_without_hints_a_hinted_network_is_exactly_the_hint_free_one():
     torch.manual_seed(0)
     net = build_generator(HINTED).eval()
     plain = build_generator(ModelConfig("encoder_unet", 64, 5, 8, 64, encoder="mobilenet_v2")).eval()
-    plain.load_state_dict({k: v for k, v in net.state_dict().items() if not k.startswith("hint_inputs")})
+    plain.load_state_dict({k: v for k, v in net.state_dict().items() if not k.startswith(HINT_PARTS)})
     l_norm = torch.rand(2, 1, 64, 64) * 2 - 1
     clicks = scoring_clicks(torch.rand(2, 2, 64, 64) - 0.5, 5, seed=0)
     with torch.no_grad():
