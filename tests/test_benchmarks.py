@@ -5,6 +5,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
+pytestmark = pytest.mark.slow  # each benchmark in a subprocess: left out of the quick subset
+
 BENCHMARKS = Path(__file__).resolve().parent.parent / "benchmarks"
 
 

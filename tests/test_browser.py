@@ -25,7 +25,8 @@ from skimage import data as skdata
 
 sync_api = pytest.importorskip("playwright.sync_api")
 CHROMIUM = shutil.which("chromium")
-pytestmark = pytest.mark.skipif(not CHROMIUM, reason="needs Debian's chromium (apt-get install chromium)")
+pytestmark = [pytest.mark.slow,  # JupyterLab in headless Chromium: left out of the quick subset
+              pytest.mark.skipif(not CHROMIUM, reason="needs Debian's chromium (apt-get install chromium)")]
 
 ROOT = Path(__file__).resolve().parents[1]
 ARTIFACTS = ROOT / "tests" / "artifacts"

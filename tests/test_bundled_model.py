@@ -4,6 +4,7 @@ import subprocess
 import sys
 
 import numpy as np
+import pytest
 import torch
 from PIL import Image
 from skimage import color as skcolor
@@ -63,6 +64,7 @@ def test_bundled_model_is_the_pretrained_encoder_and_says_so():
             assert figures["model"]["delta_e2000"] < figures[baseline]["delta_e2000"]
 
 
+@pytest.mark.slow
 def test_colorize_works_out_of_the_box(tmp_path):
     photo = tmp_path / "old.jpg"
     Image.fromarray(skdata.astronaut()).convert("L").resize((300, 200)).save(photo)

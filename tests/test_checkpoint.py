@@ -41,6 +41,7 @@ class RunsCode:
         return (os.system, (f"touch {self.marker}",))
 
 
+@pytest.mark.slow
 def test_checkpoint_that_would_run_code_is_refused(tmp_path, tiny_model):
     marker = tmp_path / "pwned"
     evil = tmp_path / "evil.pt"

@@ -16,6 +16,7 @@ def _digest(path):
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
+@pytest.mark.slow
 def test_colorize_folder_with_odd_and_bad_files(tmp_path, tiny_model):
     photos = tmp_path / "photos"
     photos.mkdir()
@@ -49,6 +50,7 @@ def test_colorize_folder_with_odd_and_bad_files(tmp_path, tiny_model):
     assert {p.name: _digest(p) for p in photos.iterdir()} == before  # inputs untouched
 
 
+@pytest.mark.slow
 def test_colorize_never_overwrites_an_input(tmp_path, tiny_model):
     photo = tmp_path / "face.png"
     Image.fromarray(skdata.astronaut()[::8, ::8]).convert("L").save(photo)
@@ -61,6 +63,7 @@ def test_colorize_never_overwrites_an_input(tmp_path, tiny_model):
     assert Image.open(tmp_path / "face-2.png").mode == "RGB"
 
 
+@pytest.mark.slow
 def test_missing_checkpoint_is_one_clear_error(tmp_path):
     result = subprocess.run([sys.executable, "-m", "colorful_world", "colorize", str(tmp_path),
                              "--checkpoint", str(tmp_path / "nope.safetensors")], capture_output=True, text=True)
@@ -68,6 +71,7 @@ def test_missing_checkpoint_is_one_clear_error(tmp_path):
     assert "nope.safetensors" in result.stderr and "Traceback" not in result.stderr
 
 
+@pytest.mark.slow
 def test_export_then_info_tell_where_a_model_comes_from(tmp_path, tiny_model):
     import os
 
@@ -95,6 +99,7 @@ def test_export_then_info_tell_where_a_model_comes_from(tmp_path, tiny_model):
     assert "30.1" not in info.stdout
 
 
+@pytest.mark.slow
 def test_a_chroma_gain_travels_with_the_export_and_scales_its_colour(tmp_path, tiny_model):
     from skimage import color as skcolor
 
@@ -151,6 +156,7 @@ def test_project_errors_are_one_sentence_and_exit_2_and_bugs_keep_their_tracebac
         main(["train", "--data", "lfw", "--out", str(tmp_path / "run")])
 
 
+@pytest.mark.slow
 def test_a_model_whose_config_does_not_match_its_weights_is_one_sentence_and_exit_2(tmp_path):
     from dataclasses import asdict
 
@@ -171,6 +177,7 @@ def test_a_model_whose_config_does_not_match_its_weights_is_one_sentence_and_exi
     assert not (tmp_path / "out").exists() or not list((tmp_path / "out").iterdir())
 
 
+@pytest.mark.slow
 def test_a_model_with_nan_weights_fails_each_photo_clearly(tmp_path, tiny_model):
     from colorful_world.nets.model_file import export_generator, load_model
 
@@ -195,6 +202,7 @@ def _one_sentence(result):
     return result.returncode == 2 and "Traceback" not in result.stderr and len(result.stderr.strip().splitlines()) == 1
 
 
+@pytest.mark.slow
 def test_output_that_is_a_file_or_an_empty_folder_is_one_sentence(tmp_path, tiny_model):
     photo = tmp_path / "face.png"
     Image.fromarray(skdata.astronaut()[::8, ::8]).save(photo)
@@ -230,6 +238,7 @@ def test_an_output_folder_that_refuses_writes_fails_before_any_photo(tmp_path, t
             folder.colorize_files(colorizer, [photo], target, progress=False)
 
 
+@pytest.mark.slow
 def test_colorizing_into_the_input_folder_twice_skips_its_own_results(tmp_path, tiny_model):
     photos = tmp_path / "album"
     photos.mkdir()
@@ -251,6 +260,7 @@ def _peak_rss_mb(command):
     return os.waitstatus_to_exitcode(status), usage.ru_maxrss / 1024
 
 
+@pytest.mark.slow
 def test_a_one_pixel_wide_photo_costs_memory_by_its_pixels(tmp_path, tiny_model):
     """1 x 4,000,000 pixels: one resize straight to the working size made a 4,000,000 x 32
     float intermediate (about 470 bytes a pixel); now it costs what a square photo does."""
@@ -336,6 +346,7 @@ def test_help_gives_examples_and_groups_the_training_settings():
     assert train_help.stdout.index("--preset") < train_help.stdout.index("--data") < train_help.stdout.index("--lr")
 
 
+@pytest.mark.slow
 def test_info_reads_as_text_and_json_on_asking(tmp_path):
     import json
     text = subprocess.run([sys.executable, "-m", "colorful_world", "info"], capture_output=True, text=True)
@@ -364,6 +375,7 @@ def test_info_shows_every_framing_the_hints_table_and_a_run_s_own_record():
     flat = describe_model("m.safetensors", {}, {"validation": {"step": 3, "epoch": 0, "psnr": 24.5}})
     assert re.search(r"^whole photos\s+model\s+24.50\s", flat, re.MULTILINE)
 
+@pytest.mark.slow
 def test_a_failed_colorize_leaves_no_folder_it_made(tmp_path, tiny_model):
     out = tmp_path / "out" / "deeper"
     result = _colorize_cli(tmp_path / "missing.jpg", "-c", tiny_model, "-o", out)

@@ -1,7 +1,11 @@
 import subprocess
 import sys
 
+import pytest
+
 from colorful_world.nets.checkpoint import list_checkpoints, load_checkpoint
+
+pytestmark = pytest.mark.slow  # training under torchrun: left out of the quick subset
 
 
 def test_two_processes_train_under_torchrun_and_save_one_checkpoint(synthetic_folder, tmp_path):

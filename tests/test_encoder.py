@@ -115,7 +115,7 @@ def _export(net, config: TrainConfig, path: Path) -> Path:
     return path
 
 
-@pytest.mark.parametrize("arch", ["encoder_unet", "unet"])
+@pytest.mark.parametrize("arch", [pytest.param("encoder_unet", marks=pytest.mark.slow), "unet"])
 def test_both_architectures_export_load_colorize_and_match_onnx(arch, tmp_path, monkeypatch):
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
     config = TrainConfig(arch=arch, image_size=64, base_channels=8, encoder_weights="random")

@@ -63,6 +63,7 @@ def test_export_calibrates_scores_every_framing_and_keeps_where_it_comes_from(tm
         assert {stored.get_tensor(name).dtype for name in stored.keys()} <= {torch.float16, torch.int64}
 
 
+@pytest.mark.slow
 def test_a_hinted_model_gets_a_table_of_figures_by_hints_per_photo(tmp_path, synthetic_folder):
     run = tmp_path / "run"
     checkpoint = _run_checkpoint(run, synthetic_folder, ModelConfig("encoder_unet", 32, 5, 8, 64,

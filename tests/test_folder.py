@@ -85,6 +85,7 @@ def test_photos_in_flight_stay_within_the_pixel_budget(tmp_path, colorizer, monk
     assert most[0] == 1 and sum(error is None for *_, error in results) == 7
 
 
+@pytest.mark.slow
 def test_sigterm_leaves_only_whole_pngs(tmp_path, tiny_model):
     photos = tmp_path / "in"
     photos.mkdir()

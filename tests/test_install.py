@@ -19,6 +19,8 @@ from packaging.requirements import Requirement
 from PIL import Image
 from skimage import data as skdata
 
+pytestmark = pytest.mark.slow  # a fresh virtual environment: left out of the quick subset
+
 ROOT = Path(__file__).resolve().parents[1]
 PROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
 HEAVY = {"torch", "torchvision", "kornia", "matplotlib", "gdown"}

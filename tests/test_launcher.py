@@ -36,11 +36,13 @@ def test_help_documents_the_launcher(tmp_path):
         assert word in result.stdout
 
 
+@pytest.mark.slow
 def test_unknown_arguments_are_refused(tmp_path):
     result = launch("--epochz", "3", cwd=tmp_path)
     assert result.returncode != 0 and "unknown argument(s) --epochz 3" in result.stderr
 
 
+@pytest.mark.slow
 def test_cpu_smoke_run_writes_the_executed_notebook_by_the_checkpoints_and_resumes(tmp_path, synthetic_folder):
     (tmp_path / "tiny.yaml").write_text(TINY_YAML)
     run = tmp_path / "runs" / "smoke"
@@ -130,6 +132,7 @@ def test_a_yaml_file_the_launcher_cannot_use_is_one_sentence(name, tmp_path, mon
     assert not (tmp_path / "pwned").exists()
 
 
+@pytest.mark.slow
 def test_the_script_refuses_a_bad_yaml_file_in_one_sentence_before_any_run(tmp_path):
     (tmp_path / "laughs.yaml").write_text(BAD_YAML["laughs.yaml"][0])
     result = launch("--config", "laughs.yaml", cwd=tmp_path)
@@ -149,6 +152,7 @@ def test_a_good_yaml_file_gives_each_setting_its_type(tmp_path, monkeypatch):
     assert options["min_crop"] == 0.75 and options["data_on_device"] is True and options["arch"] == "unet"
 
 
+@pytest.mark.slow
 def test_the_preset_given_to_the_script_is_what_the_notebook_trains(tmp_path, synthetic_folder):
     """`--preset pix2pix`, shrunk to CPU size by flags beside it: the executed notebook's parameters
     name it, and the run's checkpoint holds the reference's settings the flags did not change."""

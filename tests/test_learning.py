@@ -1,6 +1,10 @@
+import pytest
+
 from colorful_world.core.config import TrainConfig
 from colorful_world.inference.evaluate import calibrate_chroma, evaluate
 from colorful_world.training.train import train
+
+pytestmark = pytest.mark.slow  # a training of 400 steps: left out of the quick subset
 
 
 def test_trained_generator_beats_the_mean_colour_on_held_out_photos(synthetic_folder, tmp_path):

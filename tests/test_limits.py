@@ -41,6 +41,7 @@ def _peak_rss_mb(command: list[str]) -> tuple[int, float]:
 
 # Bug 1: a photo one pixel tall (N x 1) -----------------------------------------------------------
 
+@pytest.mark.slow
 def test_a_one_pixel_tall_photo_costs_memory_by_its_pixels(tmp_path, tiny_model):
     """2,000,000 x 1: the colour's columns were resized first into a (2, 32, 2,000,000) float
     intermediate and its row steps beside it (about 500 bytes a pixel; 38 GiB at 40 MP with
@@ -154,6 +155,7 @@ export_generator(state, {"image_size": 32, "base_channels": 8, "depth": 3}, Path
 """
 
 
+@pytest.mark.slow
 def test_an_export_killed_mid_write_leaves_nothing_after_the_rerun(tmp_path):
     (tmp_path / "run").mkdir()
     assert _run_killed_while_writing(EXPORT, tmp_path) == -signal.SIGXFSZ
@@ -163,6 +165,7 @@ def test_an_export_killed_mid_write_leaves_nothing_after_the_rerun(tmp_path):
     assert [p.name for p in (tmp_path / "run").iterdir()] == ["generator.safetensors"]
 
 
+@pytest.mark.slow
 def test_a_checkpoint_killed_mid_write_is_swept_by_the_next_save(tmp_path):
     code = EXPORT.replace("from colorful_world.nets.model_file import export_generator",
                           "from colorful_world.nets.checkpoint import save_checkpoint")
@@ -206,6 +209,7 @@ def test_a_model_config_out_of_bounds_is_refused_when_it_loads(tmp_path, change)
         Colorizer.from_checkpoint(path)
 
 
+@pytest.mark.slow
 def test_the_cli_and_the_server_refuse_a_huge_model_in_one_sentence(tmp_path):
     path = tmp_path / "model.safetensors"
     model_file.export_generator(UNet(8, 3, dropout=0.0).state_dict(), TINY_MODEL | {"image_size": 99_968}, path)
@@ -218,6 +222,7 @@ def test_the_cli_and_the_server_refuse_a_huge_model_in_one_sentence(tmp_path):
         assert "image_size" in result.stderr and len(result.stderr.strip().splitlines()) == 1
 
 
+@pytest.mark.slow
 def test_a_checkpoint_without_its_step_still_loads(tmp_path, tiny_model):
     state, config, _ = model_file.load_model(tiny_model)
     path = tmp_path / "handmade.pt"
@@ -296,6 +301,7 @@ except UserError as err:
 """
 
 
+@pytest.mark.slow
 def test_a_full_cache_disk_is_one_sentence_and_leaves_nothing(tmp_path, synthetic_folder):
     """The disk fills (here: a 64 KB file size limit, as a full tmpfs would) while 12 MB of decoded
     photos are written: a sentence and exit 2, no temporary file behind, twice over; before, an
@@ -326,6 +332,7 @@ def test_a_full_cache_disk_is_one_sentence_and_leaves_nothing(tmp_path, syntheti
 # Bug 11: high-bit-depth photos cost what 8-bit ones do -----------------------------------------
 
 @pytest.mark.parametrize("mode", ["F", "I;16"])
+@pytest.mark.slow
 def test_a_high_bit_depth_photo_costs_what_an_8_bit_one_does(tmp_path, tiny_model, mode):
     """A float or 16-bit grey TIFF was scaled to 8 bits through whole float64 copies: 21-23 bytes
     a pixel against about 14 for the same photo in 8 bits. Now a band at a time."""
@@ -350,6 +357,7 @@ def test_a_high_bit_depth_photo_costs_what_an_8_bit_one_does(tmp_path, tiny_mode
     assert np.abs(grey - np.asarray(Image.open(eight), dtype=np.int16)).mean() < 3  # the same photo
 
 
+@pytest.mark.slow
 def test_the_photo_memory_benchmark_has_the_wide_and_high_bit_depth_rows(tiny_model):
     result = subprocess.run([sys.executable, str(Path(__file__).parent.parent / "benchmarks" / "photo_memory.py"),
                              "--megapixels", "0.05", "--checkpoint", str(tiny_model)],

@@ -54,6 +54,7 @@ def text_of(notebook: Path) -> str:
     return "".join(out.get("text", "") + out.get("data", {}).get("text/plain", "") for out in outputs(notebook))
 
 
+@pytest.mark.slow
 def test_each_notebook_runs_on_cpu_within_the_limit(executed):
     folder, seconds = executed
     assert set(seconds) == set(NAMES)
@@ -62,6 +63,7 @@ def test_each_notebook_runs_on_cpu_within_the_limit(executed):
         assert not [out for out in outputs(folder / f"{name}.ipynb") if out.output_type == "error"]
 
 
+@pytest.mark.slow
 def test_train_shows_the_plot_and_each_epochs_samples(executed):
     folder, _ = executed
     images = [out for out in outputs(folder / "train.ipynb") if "image/png" in out.get("data", {})]
@@ -69,6 +71,7 @@ def test_train_shows_the_plot_and_each_epochs_samples(executed):
     assert "'generator.safetensors'" in text_of(folder / "train.ipynb")
 
 
+@pytest.mark.slow
 def test_evaluate_compares_with_both_baselines(executed):
     folder, _ = executed
     table = text_of(folder / "evaluate.ipynb")
@@ -77,6 +80,7 @@ def test_evaluate_compares_with_both_baselines(executed):
     assert len(images) == 3  # the bar chart, then the model's and the mean colour's sample grids
 
 
+@pytest.mark.slow
 def test_colorize_shows_the_widget_for_the_runs_model(executed):
     folder, _ = executed
     widgets = [out for out in outputs(folder / "colorize.ipynb")
@@ -85,6 +89,7 @@ def test_colorize_shows_the_widget_for_the_runs_model(executed):
     assert "model:" in text_of(folder / "colorize.ipynb")
 
 
+@pytest.mark.slow
 def test_nbval_validates_the_executed_notebooks(executed):
     folder, _ = executed
     result = subprocess.run(
@@ -147,6 +152,7 @@ def lfw_archive(folder: Path, people: list[str]) -> Path:
     return folder / "lfw-funneled.tgz"
 
 
+@pytest.mark.slow
 def test_evaluate_with_its_defaults_scores_the_bundled_model_on_its_held_out_people_of_lfw(tmp_path, monkeypatch):
     """A fresh machine, no run of one's own: Run all downloads LFW (from a server on 127.0.0.1
     here) and scores the bundled model on the people it never saw, and on no one else."""
@@ -194,6 +200,7 @@ SHARED_LFW = ROOT.parent / "shared" / "data" / "lfw-deepfunneled-part.tgz"
 
 
 @pytest.mark.skipif(not SHARED_LFW.is_file(), reason=f"the bundled model's training archive is not at {SHARED_LFW}")
+@pytest.mark.slow
 def test_the_held_out_people_are_the_validation_split_of_the_bundled_models_archive():
     import tarfile
 

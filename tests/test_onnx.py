@@ -2,6 +2,7 @@ import subprocess
 import sys
 
 import numpy as np
+import pytest
 from PIL import Image
 from skimage import data as skdata
 
@@ -23,6 +24,7 @@ def test_onnx_backend_matches_torch_within_one_level(tiny_model, tmp_path, monke
     assert len(list((tmp_path / "cache").rglob("*.onnx"))) == 1  # converted once, then reused
 
 
+@pytest.mark.slow
 def test_export_onnx_keeps_config_and_provenance(tiny_model, tmp_path):
     out = tmp_path / "model.onnx"
     result = subprocess.run([sys.executable, "-m", "colorful_world", "export", str(tiny_model), "--onnx",
@@ -66,6 +68,7 @@ sys.stdout.buffer.write(answer.data)
 """
 
 
+@pytest.mark.slow
 def test_the_onnx_server_runs_without_torch_and_matches_torch_within_one_level(tiny_model, tmp_path):
     model, photo = tmp_path / "model.onnx", tmp_path / "photo.png"
     subprocess.run([sys.executable, "-m", "colorful_world", "export", str(tiny_model), "--onnx", "-o", str(model)],

@@ -28,6 +28,8 @@ from colorful_world.apps.server import create_app
 from colorful_world.core.color_lut import srgb_to_ab
 from test_server import serving, write_hinted_bundled_model
 
+pytestmark = pytest.mark.slow  # the upload page in headless Chromium: left out of the quick subset
+
 sync_api = pytest.importorskip("playwright.sync_api")  # the `dev` extra
 
 CHROMIUM = "/usr/bin/chromium"

@@ -88,6 +88,7 @@ def _tiny(synthetic_folder, tmp_path, **more) -> dict:
             "cache_dir": str(tmp_path / "cache"), **more}
 
 
+@pytest.mark.slow
 def test_skipped_steps_are_logged_leave_the_ema_alone_and_a_diverged_run_stops(synthetic_folder, tmp_path,
                                                                               monkeypatch):
     real_step, calls, ema_updates = training.train_step, [], []
@@ -113,6 +114,7 @@ def test_skipped_steps_are_logged_leave_the_ema_alone_and_a_diverged_run_stops(s
         training.train(_tiny(synthetic_folder, tmp_path, out=str(tmp_path / "diverged")), progress=False)
 
 
+@pytest.mark.slow
 def test_time_based_saves_fire_between_step_based_ones(synthetic_folder, tmp_path, monkeypatch):
     clock = iter(range(0, 10**6, 30))  # every reading of the clock: 30 s later
     monkeypatch.setattr(training.time, "perf_counter", lambda: float(next(clock)))

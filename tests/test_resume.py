@@ -10,6 +10,8 @@ import torch
 
 from colorful_world.nets.checkpoint import list_checkpoints, load_checkpoint
 
+pytestmark = pytest.mark.slow  # trainings in subprocesses, killed and resumed: left out of the quick subset
+
 STEPS_PER_EPOCH = 20  # 160 training photos / batch 8
 
 

@@ -379,12 +379,14 @@ def test_two_requests_prepare_their_photos_at_once(colorizer):
     assert as_array(answers[0].content).tobytes() == as_array(answers[1].content).tobytes()
 
 
+@pytest.mark.slow
 def test_in_flight_bounds_the_photos_worked_on_at_once(colorizer):
     """With in_flight=1 the second request waits at the door: the barrier is never passed."""
     answers = two_requests_meeting_in_prepare(colorizer, timeout=3, in_flight=1)
     assert sorted(answer.status_code for answer in answers) == [500, 500]  # each timed out alone at the barrier
 
 
+@pytest.mark.slow
 def test_concurrent_load_200_requests_8_in_flight(url, colorizer, loads, capsys):
     """Every answer is the right photo's colour version, and the model was loaded once."""
     uploads = [encode(photo(40 + 7 * k, 30 + 5 * k).convert(mode), "PNG")
@@ -418,6 +420,7 @@ SERVE = ("import argparse, sys; from colorful_world.apps.server import add_argum
          "sys.exit(main_from_args(add_arguments(argparse.ArgumentParser()).parse_args()))")
 
 
+@pytest.mark.slow
 def test_serve_runs_as_a_process_until_sigterm(tiny_model):
     proc = subprocess.Popen([sys.executable, "-c", SERVE, "--port", "0", "--checkpoint", str(tiny_model)],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
@@ -443,6 +446,7 @@ def _peak_rss_mb(pid: int) -> float:
     return int(next(line for line in status.splitlines() if line.startswith("VmHWM:")).split()[1]) / 1024
 
 
+@pytest.mark.slow
 def test_a_one_pixel_wide_upload_costs_memory_by_its_pixels(tiny_model):
     """A 1 x 4,000,000 PNG (a few KB): about 470 bytes a pixel before, held under the model lock."""
     proc = subprocess.Popen([sys.executable, "-c", SERVE, "--port", "0", "--checkpoint", str(tiny_model)],
@@ -477,6 +481,7 @@ def test_serve_on_an_impossible_port_is_one_clear_error(tiny_model, capsys):
     assert error == "error: port must be from 0 to 65535, not 70000\n"
 
 
+@pytest.mark.slow
 def test_serve_on_ipv6_prints_a_url_with_brackets(tiny_model):
     proc = subprocess.Popen([sys.executable, "-c", SERVE, "--host", "::1", "--port", "0", "--checkpoint",
                              str(tiny_model)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
