@@ -1,5 +1,6 @@
 """The face model that ships with the package: it loads without pickle and colours a photo it never saw."""
 
+import json
 import subprocess
 import sys
 
@@ -72,8 +73,10 @@ def test_colorize_works_out_of_the_box(tmp_path):
                              "--output", str(tmp_path / "out")], capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
     assert Image.open(tmp_path / "out" / "old.png").size == (300, 200)
-    info = subprocess.run([sys.executable, "-m", "colorful_world", "info"], capture_output=True, text=True)
-    assert info.returncode == 0 and '"validation"' in info.stdout
+    info = subprocess.run([sys.executable, "-m", "colorful_world", "info", "--json"], capture_output=True, text=True)
+    assert info.returncode == 0, info.stderr
+    record = json.loads(info.stdout)  # the whole record on asking; without --json, info reads as text
+    assert record["model"] == str(BUNDLED_MODEL) and record["provenance"]["validation"]["model"]["photos"] > 0
 
 
 def test_the_bundled_model_ships_as_onnx_too_with_the_same_colours():

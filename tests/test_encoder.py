@@ -147,7 +147,7 @@ def test_a_config_that_does_not_match_its_weights_is_refused_clearly(tmp_path):
     broken = tmp_path / "b.safetensors"
     export_generator(net.state_dict(), {"arch": "encoder_unet", "image_size": 0, "depth": 5,
                                         "base_channels": 16}, broken)
-    with pytest.raises(CheckpointError, match="image_size must be a positive whole number"):
+    with pytest.raises(CheckpointError, match="image_size must be a whole number from 1 to 2048, got 0"):
         load_generator(broken)
     lacking = tmp_path / "c.safetensors"
     export_generator(net.state_dict(), {"arch": "encoder_unet"}, lacking)
