@@ -112,3 +112,7 @@ def test_the_light_install_colorizes_with_the_bundled_model_and_no_torch(light_e
     assert looked.returncode == 0, looked.stderr[-2000:]
     helped = run(light_env, "-m", "colorful_world", "--help", cwd=tmp_path)
     assert helped.returncode == 0 and "colorize" in helped.stdout
+    # What plain `colorful-world serve` loads (its default backend, auto), here without torch.
+    served = run(light_env, "-c", "from colorful_world.apps.server import BACKENDS; "
+                 "print(type(BACKENDS['auto'](None).network).__name__)", cwd=tmp_path)
+    assert served.returncode == 0 and served.stdout.split() == ["OnnxGenerator"], served.stderr[-2000:]

@@ -165,8 +165,8 @@ def test_bad_size_and_unknown_route_are_json(handler):
 
 
 @pytest.mark.parametrize("env, expected", [
-    ({}, {"checkpoint": None, "backend": "torch"}),  # the bundled model on torch
-    ({"MODEL": "", "BACKEND": ""}, {"checkpoint": None, "backend": "torch"}),
+    ({}, {"checkpoint": None, "backend": "auto"}),  # the bundled model, on torch where it is installed
+    ({"MODEL": "", "BACKEND": ""}, {"checkpoint": None, "backend": "auto"}),
     ({"MODEL": "/var/task/model.onnx", "BACKEND": "onnx"},
      {"checkpoint": "/var/task/model.onnx", "backend": "onnx"}),
 ])

@@ -52,6 +52,25 @@ def test_server_runs_on_the_onnx_backend(tiny_model, tmp_path, monkeypatch):
     assert Image.open(io.BytesIO(answer.content)).size == (200, 150)
 
 
+def test_auto_is_every_doors_default_and_takes_onnx_runtime_for_an_onnx_model_or_without_torch(monkeypatch):
+    import importlib.util
+
+    from colorful_world.apps import server
+    from colorful_world.apps.cli import build_parser
+    from colorful_world.inference.backends import resolve_backend
+    from colorful_world.io.errors import ConfigError
+    parser = build_parser()
+    assert parser.parse_args(["serve"]).backend == parser.parse_args(["colorize", "old.jpg"]).backend == "auto"
+    assert resolve_backend("auto", "model.safetensors") == "torch"  # torch is installed here
+    assert resolve_backend("auto", "model.onnx") == resolve_backend("onnx", "model.safetensors") == "onnx"
+    with pytest.raises(ConfigError, match="unknown backend 'tensorflow'"):
+        resolve_backend("tensorflow")
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *rest: None if name == "torch" else real(name, *rest))
+    assert resolve_backend("auto", "model.safetensors") == "onnx"  # the light install
+    colorizer = server.BACKENDS["auto"](None)  # what plain `colorful-world serve` loads there: the bundled .onnx
+    assert hasattr(colorizer.network, "session") and colorizer.image_size == 128
+
 NO_TORCH = """
 import importlib.abc, io, sys
 class NoTorch(importlib.abc.MetaPathFinder):  # as in an image where torch is not installed

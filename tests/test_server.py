@@ -67,7 +67,7 @@ def url(tiny_model, loads):
         return loads[-1]
 
     with pytest.MonkeyPatch.context() as patch:
-        patch.setitem(server.BACKENDS, "torch", counted_load)
+        patch.setitem(server.BACKENDS, "auto", counted_load)  # serve's default
         app = create_app(checkpoint=str(tiny_model))
     with serving(app) as base:
         yield base

@@ -2,7 +2,6 @@
 `python -m colorful_world` is the same."""
 
 import argparse
-import importlib.util
 import json
 import signal
 import sys
@@ -14,6 +13,7 @@ from colorful_world.core.config import (GROUPS, PRESET_HELP, PRESETS, TrainConfi
                                         with_preset)
 from colorful_world.core.hints import HintError, parse_hint_arg, parse_hints
 from colorful_world.core.tone import STRENGTH_MAX, check_strength
+from colorful_world.inference.backends import BACKEND_HELP, BACKENDS
 from colorful_world.inference.export import HINTS_KEY, VALIDATION_KEYS
 from colorful_world.io.errors import UserError
 
@@ -88,13 +88,6 @@ def _train(args) -> int:
     return 0
 
 
-def _backend(name: str) -> str:
-    """auto: torch where it is installed, else ONNX Runtime (the light install)."""
-    if name != "auto":
-        return name
-    return "torch" if importlib.util.find_spec("torch") else "onnx"
-
-
 def _new_folders(path: Path) -> list[Path]:
     """The folders of `path`, itself included, that do not exist yet: deepest first."""
     missing = []
@@ -121,7 +114,7 @@ def _colorize(args) -> int:
     made = _new_folders(output)
     written = []
     try:
-        colorizer = Colorizer.from_checkpoint(args.checkpoint, backend=_backend(args.backend))
+        colorizer = Colorizer.from_checkpoint(args.checkpoint, backend=args.backend)
         look = {"chroma_gain": colorizer.chroma_gain * strength, "hints": hints,
                 "restore_contrast": args.restore_contrast}
         written, errors = colorize_files(colorizer, args.inputs, output, progress=not args.no_progress,
@@ -253,9 +246,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="folder the colour photos go to (default: colorized)")
     p.add_argument("--checkpoint", "-c", default=None, metavar="MODEL",
                    help="a model (.safetensors, .onnx) or a training checkpoint (default: the bundled face model)")
-    p.add_argument("--backend", choices=("auto", "torch", "onnx"), default="auto",
-                   help="what runs the network: torch, or onnx (ONNX Runtime, faster on a CPU; the light install's); "
-                        "auto: torch where it is installed, else onnx (default: auto)")
+    p.add_argument("--backend", choices=BACKENDS, default="auto", help=BACKEND_HELP)
     p.add_argument("--workers", type=int, default=None, metavar="N",
                    help="threads that decode and write photos beside the network (default: the cores, at most 4)")
     look = p.add_argument_group("the colours")

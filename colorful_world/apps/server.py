@@ -40,6 +40,8 @@ from PIL import Image, UnidentifiedImageError
 
 from colorful_world.core.hints import MAX_HINTS, HintError, parse_hints
 from colorful_world.core.tone import check_strength
+from colorful_world.inference.backends import BACKEND_HELP
+from colorful_world.inference.backends import BACKENDS as BACKEND_NAMES
 from colorful_world.io import images
 from colorful_world.io.errors import ConfigError
 
@@ -63,15 +65,15 @@ FORMATS = tuple(sorted({Image.registered_extensions()[s] for s in images.IMAGE_S
 
 def _loader(backend: str) -> Callable[[str | None], Colorizer]:
     def load(checkpoint: str | None) -> Colorizer:
-        from colorful_world.inference.colorize import Colorizer  # imports torch: only once a model is wanted
+        from colorful_world.inference.colorize import Colorizer  # the engine: imported once a model is wanted
         return Colorizer.from_checkpoint(checkpoint, backend=backend)
     return load
 
 
 # How each `--backend` loads a model into a `Colorizer` (what the app uses of it: `working_size`,
-# `prepare`, `predict`, `finish`, `image_size`, `depth`). ONNX Runtime (the onnx
-# extra) is the faster one on a CPU.
-BACKENDS: dict[str, Callable[[str | None], Colorizer]] = {name: _loader(name) for name in ("torch", "onnx")}
+# `prepare`, `predict`, `finish`, `image_size`, `depth`). ONNX Runtime is the faster one on a CPU;
+# auto takes it where torch is not installed (`resolve_backend`, as colorize does).
+BACKENDS: dict[str, Callable[[str | None], Colorizer]] = {name: _loader(name) for name in BACKEND_NAMES}
 
 
 class PreparedCache:
@@ -125,7 +127,7 @@ class RequestRefused(Exception):
 
 def create_app(colorizer: Colorizer | None = None, checkpoint: str | None = None,
                max_bytes: int = MAX_BYTES, max_pixels: int = MAX_PIXELS,
-               backend: str = "torch", in_flight: int = IN_FLIGHT, cache_photos: int = CACHE_PHOTOS) -> Flask:
+               backend: str = "auto", in_flight: int = IN_FLIGHT, cache_photos: int = CACHE_PHOTOS) -> Flask:
     """The WSGI app. The model is `colorizer`, or loaded here once from `checkpoint` (None: the
     bundled face model) with `backend`; every request of this process shares it. At most
     `in_flight` photos are worked on at once (the others wait their turn). The last
@@ -381,8 +383,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
                              "else 8000; 0: any free one)")
     parser.add_argument("--checkpoint", "-c", default=None, help="generator.safetensors or a "
                         "training checkpoint (default: the bundled face model)")
-    parser.add_argument("--backend", choices=sorted(BACKENDS), default="torch",
-                        help="what runs the model (default: torch)")
+    parser.add_argument("--backend", choices=BACKEND_NAMES, default="auto", help=BACKEND_HELP)
     parser.add_argument("--max-bytes", type=int, default=MAX_BYTES,
                         help=f"largest request body accepted, in bytes (default: {MAX_BYTES:,})")
     parser.add_argument("--max-pixels", type=int, default=MAX_PIXELS,

@@ -69,7 +69,7 @@ def load_colorizer(source: Colorizer | str | Path | None) -> Colorizer:
                                   "or its generator.safetensors.") from None
     from colorful_world.training.run_folder import find_model  # torch's side: a run's checkpoints
     model = find_model(source)
-    return Colorizer.from_checkpoint(model, backend="onnx" if model.suffix == ".onnx" else "torch")
+    return Colorizer.from_checkpoint(model)  # auto: an .onnx model on ONNX Runtime, the others on torch
 
 
 def uploaded_files(value) -> list[tuple[str, bytes]]:

@@ -18,6 +18,7 @@ from colorful_world.io.png import PngWriter
 from colorful_world.core.hints import HintError, hint_map
 from colorful_world.core.resize import photo_size_rows, to_working_size
 from colorful_world.core.tone import stretch_contrast
+from colorful_world.inference.backends import resolve_backend
 from colorful_world.core.units import AB_SCALE, normalize_l
 
 
@@ -54,20 +55,19 @@ class Colorizer:
 
     @classmethod
     def from_checkpoint(cls, path: str | Path | None = None, device=None,
-                        backend: str = "torch") -> "Colorizer":
+                        backend: str = "auto") -> "Colorizer":
         """From an exported generator (.safetensors), a training checkpoint (.pt, its EMA
         weights), an .onnx export, or with no path, the face model that ships with the package.
 
-        backend "onnx" runs the network on ONNX Runtime (the `onnx` extra), faster on a CPU.
+        backend "onnx" runs the network on ONNX Runtime, faster on a CPU; "torch" on torch;
+        "auto" picks one (`resolve_backend`).
         """
-        if backend == "onnx":
+        if resolve_backend(backend, path) == "onnx":
             from colorful_world.inference.onnx_backend import load_onnx_generator
             generator, config = load_onnx_generator(path)
-        elif backend == "torch":
+        else:
             from colorful_world.nets.model_file import load_generator
             generator, config, _ = load_generator(path)
-        else:
-            raise ValueError(f"unknown backend {backend!r}; choose torch or onnx")
         return cls(generator, config["image_size"], device, config.get("chroma_gain", 1.0))
 
     def network_threads(self, count: int):
