@@ -430,6 +430,24 @@ def test_drive_is_mounted_only_for_a_model_or_photo_on_it(colab, tiny_model, pho
     assert_error(app, "grandma.jpg", "could not read it")
 
 
+
+def test_no_notebook_mounts_drive_at_set_up_and_evaluate_mounts_it_only_to_look_there(colab, tiny_model):
+    import nbformat
+    notebooks = Path(__file__).resolve().parents[1] / "notebooks"
+    for name in ("train", "colorize", "evaluate"):
+        setup = nbformat.read(notebooks / f"{name}.ipynb", as_version=4).cells[1].source
+        assert "mount_drive" not in setup and "drive.mount" not in setup, name
+    assert notebook.evaluation_model_and_data("", "", "photos/", "", []) == (None, "photos/")
+    assert notebook.evaluation_model_and_data(str(tiny_model), "faces", "photos/", "", []) == (tiny_model, "photos/")
+    assert colab.mounts == []  # the bundled model or a model here, photos here: no Drive
+    assert notebook.evaluation_model_and_data("", "faces", "photos/", "", []) == (None, "photos/")
+    assert colab.mounts == ["/content/drive"]  # to look for the run "faces", which lives on Drive
+    notebook.evaluation_model_and_data(str(tiny_model), "", "/content/drive/MyDrive/photos", "", [])
+    assert len(colab.mounts) == 2  # photos on Drive
+    with pytest.raises(CheckpointError, match="no such model file"):
+        notebook.evaluation_model_and_data("/content/drive/MyDrive/model.safetensors", "", "photos/", "", [])
+    assert len(colab.mounts) == 3  # a model on Drive
+
 def test_off_colab_nothing_is_mounted(monkeypatch, tiny_model):
     monkeypatch.delenv("COLAB_RELEASE_TAG", raising=False)
     assert not notebook.on_drive("/content/drive/MyDrive/x.safetensors")

@@ -1,6 +1,7 @@
 """What the notebooks run: each of their cells calls one of these and shows what it returns."""
 
 import os
+import shutil
 import tempfile
 from pathlib import Path
 
@@ -30,11 +31,12 @@ def mount_drive_for(path: str | Path) -> None:
         mount_drive()
 
 
-def colorize_model(checkpoint: str = "", run_name: str = "") -> Path | None:
+def colorize_model(checkpoint: str = "", run_name: str = "", run_required: bool = True) -> Path | None:
     """colorize.ipynb: the model to use. `checkpoint` (a model file, or a run folder: its newest
     model), else the newest model of the training run `run_name` (on Drive, on Colab), else None:
-    the bundled model. Drive is mounted only for a model on it, so trying the bundled model asks
-    for no permission."""
+    the bundled model. A run without a model yet is an error, or with `run_required` False, the
+    bundled model. Drive is mounted only for a model on it or to look for a run there, so trying
+    the bundled model asks for no permission."""
     if checkpoint:
         mount_drive_for(checkpoint)
         return find_model(checkpoint)
@@ -43,7 +45,7 @@ def colorize_model(checkpoint: str = "", run_name: str = "") -> Path | None:
     mount_drive()  # on Colab, runs live on Drive
     folder = run_dir("", run_name)
     model = find_model("", folder)
-    if model is None:
+    if model is None and run_required:
         raise CheckpointError(f"no model in {folder} yet: train one there (train.ipynb, run_name "
                               f"{run_name!r}), or leave run_name empty for the bundled model")
     return model
@@ -51,7 +53,7 @@ def colorize_model(checkpoint: str = "", run_name: str = "") -> Path | None:
 
 def flush_drive() -> None:
     """On Colab, write what Drive still holds in its cache to Drive itself, and unmount it (the
-    next notebook's set-up mounts it again); elsewhere nothing."""
+    next cell that needs it mounts it again); elsewhere nothing."""
     if on_colab() and COLAB_DRIVE.is_dir():
         from google.colab import drive
         drive.flush_and_unmount()
@@ -82,7 +84,12 @@ def train_here(settings: dict, out: str = "", run_name: str = "faces", fresh: bo
     from colorful_world.nets.checkpoint import list_checkpoints
     from colorful_world.training.train import train
 
-    mount_drive()  # runs live on Drive on Colab (the set-up cell may have mounted it already)
+    if out:  # a folder of one's own: Drive only where it is on it
+        mount_drive_for(out)
+    else:
+        mount_drive()  # runs live on Drive on Colab, so that a disconnect loses nothing
+    if settings.get("data"):
+        mount_drive_for(settings["data"])
     folder = run_dir(out, run_name)
     continuing = bool(list_checkpoints(folder)) and not fresh
     print(f"run folder: {folder} ({'continuing the run' if continuing else 'a new run'})")
@@ -99,14 +106,59 @@ def train_here(settings: dict, out: str = "", run_name: str = "faces", fresh: bo
 
 
 def evaluation_data(data: str, config: dict) -> str:
-    """The photos to score a model on: `data`, else the ones its config records, if they are here."""
+    """The photos to score a model on: `data`, else the ones its config records, if they are here
+    (Drive is mounted for photos on it)."""
     if data:
+        mount_drive_for(data)
         return data
     recorded = config.get("data") or ""
+    if recorded:
+        mount_drive_for(recorded)
     if recorded == "lfw" or (recorded and Path(recorded).exists()):
         return recorded
     raise DataError(f"the model was trained on {recorded or 'photos it does not record'}, which is not "
                             "on this machine: set data to the photos (or archive) it was trained on, or 'lfw'")
+
+
+def bundled_on_lfw(url: str, held_out: list[str]) -> tuple[Path, str]:
+    """LFW's photos of the people `held_out` (evaluate.ipynb lists the bundled model's), downloaded
+    from `url` (empty: LFW's mirror), and the bundled model copied with a config that holds out
+    every photo of that folder (its own 5% would hold out 5% of these): (model, photos)."""
+    from colorful_world.io.download import prepare_lfw
+    from colorful_world.nets.model_file import export_generator, load_model
+
+    # The funneled archive: the public alignment nearest to the deep-funneled photos it learned from.
+    lfw = prepare_lfw(variant="funneled", url=url or None)
+    folder = Path(tempfile.mkdtemp())
+    for person in held_out:
+        if (lfw / person).is_dir():
+            shutil.copytree(lfw / person, folder / "held-out" / person)
+    if not (folder / "held-out").is_dir():
+        raise DataError(f"{lfw} holds none of the bundled model's held-out people: give data instead")
+    state, config, provenance = load_model(None)
+    export_generator(state, config | {"val_fraction": 1.0}, folder / "bundled.safetensors", provenance=provenance)
+    return folder / "bundled.safetensors", str(folder / "held-out")
+
+
+def evaluation_model_and_data(checkpoint: str, run_name: str, data: str, lfw_url: str,
+                              held_out: list[str]) -> tuple[Path | None, str]:
+    """evaluate.ipynb: the model to score and its photos, said in words. The model is
+    `checkpoint`, else the newest of the run `run_name`, else the bundled one (as colorize.ipynb
+    finds it; Drive mounted only to look there). Its photos are `data`, else those it records;
+    for the bundled model, whose training archive is not public, LFW's photos of the people it
+    never saw (`held_out`), downloaded from `lfw_url` (empty: LFW's mirror)."""
+    from colorful_world.nets.model_file import load_model
+
+    model = colorize_model(checkpoint, run_name, run_required=False)  # None: the bundled model
+    config = load_model(model)[1]
+    if model is None and not data and not Path(config["data"]).exists():
+        model, data = bundled_on_lfw(lfw_url, held_out)
+        print(f"model: the bundled model\nphotos: {sum(1 for _ in Path(data).rglob('*.jpg'))} photos of the "
+              f"{len(list(Path(data).iterdir()))} people it never saw, from LFW (funneled; its card: deep-funneled)")
+        return model, data
+    data = evaluation_data(data, config)
+    print(f"model: {model or 'the bundled model'}\nphotos: {data}")
+    return model, data
 
 
 def bar_chart(results: dict[str, dict[str, float]]):
