@@ -44,3 +44,20 @@ def hinted_model(tmp_path_factory) -> Path:
     path = tmp_path_factory.mktemp("hinted") / "hinted.safetensors"
     export_generator(net.state_dict(), config.__dict__, path)
     return path
+
+
+@pytest.fixture
+def offline_torch_hub(tmp_path, monkeypatch) -> Path:
+    """A machine with no network for torch.hub and nothing in its cache (TORCH_HOME under tmp_path),
+    and no COLORFUL_WORLD_ENCODER_WEIGHTS: returns torch's home, where its cache would be."""
+    import urllib.error
+
+    home = tmp_path / "torch"
+    monkeypatch.setenv("TORCH_HOME", str(home))
+    monkeypatch.delenv("COLORFUL_WORLD_ENCODER_WEIGHTS", raising=False)
+
+    def offline(*args, **kwargs):
+        raise urllib.error.URLError("no route to host")
+
+    monkeypatch.setattr(torch.hub, "download_url_to_file", offline)
+    return home

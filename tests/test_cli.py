@@ -277,9 +277,7 @@ def test_a_one_pixel_wide_photo_costs_memory_by_its_pixels(tmp_path, tiny_model)
 
 
 def test_encoder_weights_take_torchvisions_own_pth_file_and_the_offline_error_says_where_torch_looks(
-        tmp_path, monkeypatch):
-    import urllib.error
-
+        tmp_path, offline_torch_hub):
     import torch
     import torchvision
 
@@ -296,16 +294,9 @@ def test_encoder_weights_take_torchvisions_own_pth_file_and_the_offline_error_sa
     with pytest.raises(EncoderWeightsError, match="loads without running code"):
         load_classifier("mobilenet_v2", str(tmp_path / "code.pth"))
 
-    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))  # nothing cached
-    monkeypatch.delenv("COLORFUL_WORLD_ENCODER_WEIGHTS", raising=False)
-
-    def offline(*args, **kwargs):
-        raise urllib.error.URLError("no route to host")
-
-    monkeypatch.setattr(torch.hub, "download_url_to_file", offline)
-    with pytest.raises(EncoderWeightsError) as offline_error:
+    with pytest.raises(EncoderWeightsError) as offline_error:  # offline, nothing in torch's cache
         load_classifier("mobilenet_v2", "imagenet")
-    assert str(tmp_path / "torch" / "hub" / "checkpoints" / pth.name) in str(offline_error.value)
+    assert str(offline_torch_hub / "hub" / "checkpoints" / pth.name) in str(offline_error.value)
 
 
 def _options(parser):

@@ -1,7 +1,6 @@
 """The generator on a pretrained encoder: real ImageNet weights wired in, shapes, the clear error
 offline, and both architectures through export, loading, colorizing and ONNX."""
 
-import urllib.error
 from dataclasses import asdict
 from pathlib import Path
 
@@ -56,14 +55,7 @@ def test_our_mobilenet_v2_features_are_torchvisions_key_for_key_and_output_for_o
         assert torch.equal(ours(x), theirs.features[:-1](x))
 
 
-def test_offline_without_weights_is_a_clear_error_never_random_weights(tmp_path, monkeypatch):
-    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))  # nothing cached
-    monkeypatch.delenv("COLORFUL_WORLD_ENCODER_WEIGHTS", raising=False)
-
-    def offline(*args, **kwargs):
-        raise urllib.error.URLError("no route to host")
-
-    monkeypatch.setattr(torch.hub, "download_url_to_file", offline)
+def test_offline_without_weights_is_a_clear_error_never_random_weights(tmp_path, offline_torch_hub):
     with pytest.raises(EncoderWeightsError) as err:
         load_classifier("mobilenet_v2", "imagenet")
     message = str(err.value)

@@ -23,10 +23,9 @@ from PIL import Image
 from skimage import data as skdata
 from skimage.color import rgb2lab
 
-from colorful_world import Colorizer
 from colorful_world.apps.server import create_app
 from colorful_world.core.color_lut import srgb_to_ab
-from test_server import serving, write_hinted_bundled_model
+from test_server import hinted, hinted_url, serving  # noqa: F401 (hinted, hinted_url: fixtures)
 
 pytestmark = pytest.mark.slow  # the upload page in headless Chromium: left out of the quick subset
 
@@ -38,18 +37,6 @@ CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networki
 ARTIFACTS = Path(__file__).parent / "artifacts"
 WINDOW = {"width": 1280, "height": 800}
 SLOW_MS = 180_000  # a 24 MP photo on a busy 2-core CPU: decoding, colour and PNG take seconds
-
-
-@pytest.fixture(scope="module")
-def hinted(tmp_path_factory) -> Colorizer:
-    path = tmp_path_factory.mktemp("hinted") / "hinted.safetensors"
-    return Colorizer.from_checkpoint(write_hinted_bundled_model(path))
-
-
-@pytest.fixture(scope="module")
-def url(hinted):
-    with serving(create_app(hinted)) as base:
-        yield base
 
 
 @pytest.fixture(scope="module")
@@ -115,10 +102,10 @@ def fitted(box: dict) -> bool:
             and box["y"] + box["height"] <= WINDOW["height"])
 
 
-def test_a_6000x4000_photo_shows_whole_before_and_after_and_downloads_under_its_name(browser, url, tmp_path):
+def test_a_6000x4000_photo_shows_whole_before_and_after_and_downloads_under_its_name(browser, hinted_url, tmp_path):
     photo = grey_photo(tmp_path / "grandma.jpg", 6000, 4000)
     page = new_page(browser)
-    page.goto(f"{url}/")
+    page.goto(f"{hinted_url}/")
     page.set_input_files("input[name=image]", str(photo))
     page.click("button[type=submit]")
     # Progress while it works: a bar and a word for the stage.
@@ -150,11 +137,11 @@ def test_a_6000x4000_photo_shows_whole_before_and_after_and_downloads_under_its_
     assert page.errors == [] and page.outside == []
 
 
-def test_an_error_is_a_sentence_on_the_page(browser, url, tmp_path):
+def test_an_error_is_a_sentence_on_the_page(browser, hinted_url, tmp_path):
     notes = tmp_path / "notes.txt"
     notes.write_text("Dear server, please colorize me.")
     page = new_page(browser)
-    page.goto(f"{url}/")
+    page.goto(f"{hinted_url}/")
     answer = colorize(page, notes)
     assert answer.status == 415
     error = page.locator("#error")
@@ -194,11 +181,11 @@ def posted_field(request, name: str) -> str | None:
     return match.group(1).decode() if match else None
 
 
-def test_a_click_on_the_result_and_a_colour_change_give_another_result(browser, url, hinted, tmp_path):
+def test_a_click_on_the_result_and_a_colour_change_give_another_result(browser, hinted_url, hinted, tmp_path):
     width, height = 1200, 800
     photo = grey_photo(tmp_path / "family.jpg", width, height)
     page = new_page(browser)
-    page.goto(f"{url}/")
+    page.goto(f"{hinted_url}/")
     automatic = png_pixels(colorize(page, photo))
     wait_until_done(page)
 
@@ -248,11 +235,11 @@ def test_a_click_on_the_result_and_a_colour_change_give_another_result(browser, 
     assert page.errors == [] and page.outside == []
 
 
-def test_strength_and_contrast_controls_colorize_again(browser, url, tmp_path):
+def test_strength_and_contrast_controls_colorize_again(browser, hinted_url, tmp_path):
     photo = tmp_path / "faded.png"
     Image.fromarray(skdata.astronaut()).convert("L").resize((300, 200)).point(lambda v: 90 + v * 70 // 255).save(photo)
     page = new_page(browser)
-    page.goto(f"{url}/")
+    page.goto(f"{hinted_url}/")
     colorize(page, photo)
     wait_until_done(page)
 
@@ -274,10 +261,10 @@ def test_strength_and_contrast_controls_colorize_again(browser, url, tmp_path):
     assert page.errors == []
 
 
-def test_without_javascript_the_form_colorizes_into_the_frame(browser, url, tmp_path):
+def test_without_javascript_the_form_colorizes_into_the_frame(browser, hinted_url, tmp_path):
     photo = grey_photo(tmp_path / "grandparents.jpg", 320, 240)
     page = new_page(browser, javascript=False)
-    page.goto(f"{url}/")
+    page.goto(f"{hinted_url}/")
     page.fill("input[name=strength]", "0.5")
     page.check("input[name=restore_contrast]")
     answer = colorize(page, photo)

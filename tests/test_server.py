@@ -593,14 +593,18 @@ def test_strength_0_is_grey_and_2_is_more_colourful_than_1(hinted_url, hinted):
     assert default.content == pngs["1"]  # 1 is the model's own colour
 
 
+def post_setting(url: str, name: str, value: str, where: str) -> requests.Response:
+    """A photo posted with one setting, as a query parameter ("query") or a form field ("form")."""
+    upload = encode(photo(), "PNG")
+    if where == "query":
+        return requests.post(f"{url}/colorize?{name}={urllib.parse.quote(value)}", data=upload, timeout=30)
+    return requests.post(f"{url}/colorize", files={"image": upload}, data={name: value}, timeout=30)
+
+
 @pytest.mark.parametrize("value", ["-0.1", "2.01", "nan", "inf", "strong", "1,5"])
 @pytest.mark.parametrize("where", ["query", "form"])
 def test_a_strength_out_of_bounds_is_a_json_400(url, value, where):
-    upload = encode(photo(), "PNG")
-    if where == "query":
-        answer = requests.post(f"{url}/colorize?strength={urllib.parse.quote(value)}", data=upload, timeout=30)
-    else:
-        answer = requests.post(f"{url}/colorize", files={"image": upload}, data={"strength": value}, timeout=30)
+    answer = post_setting(url, "strength", value, where)
     assert_json_error(answer, 400)
     assert "strength must be a number from 0 to 2" in answer.json()["error"]
 
@@ -640,11 +644,7 @@ def test_restore_contrast_reaches_the_colorizer(hinted_url, hinted):
 @pytest.mark.parametrize("value", ["2", "yes", "-1", "1.0"])
 @pytest.mark.parametrize("where", ["query", "form"])
 def test_a_bad_restore_contrast_is_a_json_400(url, value, where):
-    upload = encode(photo(), "PNG")
-    if where == "query":
-        answer = requests.post(f"{url}/colorize?restore_contrast={value}", data=upload, timeout=30)
-    else:
-        answer = requests.post(f"{url}/colorize", files={"image": upload}, data={"restore_contrast": value}, timeout=30)
+    answer = post_setting(url, "restore_contrast", value, where)
     assert_json_error(answer, 400)
     assert "restore_contrast must be 1 or 0" in answer.json()["error"]
 
