@@ -110,6 +110,18 @@ assert image.size == (512, 512) and image.mode == "RGB", (image.size, image.mode
 pixels = np.asarray(image, dtype=int)
 assert np.abs(pixels[..., 0] - pixels[..., 2]).mean() > 1, "grey"
 EOF
+# A colour hint reaches the ONNX model in the lean image: the spot it names turns its colour.
+hinted=$(curl -sS -o "$work/hinted.png" -w '%{http_code}' -F "image=@$work/photo.jpg" \
+    -F 'hints=[[256, 256, "#2040ff"]]' "$base_url/colorize")
+[ "$hinted" = 200 ] || { cat "$work/hinted.png" >&2; fail "a photo with a hint was answered $hinted"; }
+"$PYTHON" - "$work/colour.png" "$work/hinted.png" <<'EOF' || fail "the hint did not turn its spot blue"
+import sys
+import numpy as np
+from PIL import Image
+plain, hinted = (np.asarray(Image.open(path), dtype=int)[250:263, 250:263] for path in sys.argv[1:])
+blueness = [(pixels[..., 2] - pixels[..., 0]).mean() for pixels in (plain, hinted)]
+assert blueness[1] > blueness[0] + 10, blueness
+EOF
 garbage=$(curl -sS -o "$work/garbage.json" -w '%{http_code}' --data-binary "not a photo at all" "$base_url/colorize")
 [ "$garbage" = 415 ] && grep -q '"error"' "$work/garbage.json" || fail "garbage was answered $garbage: $(cat "$work/garbage.json")"
 head -c 10000001 /dev/zero > "$work/big.bin"

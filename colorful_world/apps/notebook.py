@@ -8,7 +8,8 @@ from pathlib import Path
 from colorful_world.core.data import DataError
 from colorful_world.io.errors import CheckpointError
 from colorful_world.io.paths import COLAB_DRIVE, on_colab
-from colorful_world.training.run_folder import METRICS, find_model, run_dir
+from colorful_world.core.report import METRICS
+from colorful_world.training.run_folder import find_model, run_dir
 
 DRIVE_MOUNT = COLAB_DRIVE.parent  # /content/drive: where Google Drive is mounted (MyDrive inside it)
 

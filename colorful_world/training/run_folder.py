@@ -1,5 +1,5 @@
 """A training run's folder: where it is, the one rule for starting or continuing it, its
-metrics log, its newest model and the provenance an export carries.
+metrics log and its newest model (the provenance an export carries is core.report's).
 
 The rule, the same for the CLI, the notebook and the launcher: the same command again continues
 the run. That is what a Colab user needs after a disconnect.
@@ -12,7 +12,6 @@ import os
 import time
 from collections.abc import Callable
 from dataclasses import fields
-from datetime import datetime, timezone
 from pathlib import Path
 
 from colorful_world.nets.checkpoint import CheckpointError, latest_checkpoint, list_checkpoints
@@ -20,10 +19,9 @@ from colorful_world.core.config import TrainConfig
 from colorful_world.io.errors import ConfigError
 from colorful_world.nets.model_file import EXPORT_NAME
 from colorful_world.io.paths import COLAB_DRIVE, COLAB_RUNS, on_colab
-from colorful_world.core.report import read_metrics
+from colorful_world.core.report import METRICS, read_metrics
 
 DEFAULT_RUN = "faces"
-METRICS = "metrics.jsonl"
 # What may change when a run continues (the schedule: its length, the warm start, the decay;
 # the loss, so that a trained run can be fine-tuned; where the photos now are, how often to
 # save); every other setting must match the run's own.
@@ -118,19 +116,6 @@ class MetricsLog:
             f.write(json.dumps(record) + "\n")
         if self.on_record:
             self.on_record(record)
-
-
-def provenance(folder: Path, config: dict, step: int, when: datetime | None = None) -> dict:
-    """Where a model comes from: data, schedule, date, and the validation figures of its own
-    step (the last ones at or before it), not those of a later checkpoint of the same run."""
-    metrics = Path(folder) / METRICS
-    vals = [r for r in read_metrics(metrics) if r["kind"] == "val" and r["step"] <= step] if metrics.exists() else []
-    when = when or datetime.now(timezone.utc)
-    return {"data": config.get("data"), "steps": step, "image_size": config["image_size"],
-            "arch": config.get("arch", "unet"), "encoder": config.get("encoder", ""),
-            "epochs": config.get("epochs"), "gan_mode": config.get("gan_mode"),
-            "date": when.isoformat(timespec="seconds"),
-            "validation": {k: v for k, v in vals[-1].items() if k not in ("kind", "samples")} if vals else {}}
 
 
 def newest_model(folder: str | Path) -> Path | None:

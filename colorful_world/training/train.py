@@ -28,8 +28,8 @@ from colorful_world.nets.model_file import EXPORT_NAME, export_generator
 from colorful_world.io.errors import UserError
 from colorful_world.io.paths import decoded_cache_dir, on_colab
 from colorful_world.nets.predict import predict_ab
-from colorful_world.core.report import plot_metrics, save_samples
-from colorful_world.training.run_folder import METRICS, MetricsLog, locked, open_run, provenance, run_dir
+from colorful_world.core.report import METRICS, plot_metrics, provenance, save_samples
+from colorful_world.training.run_folder import MetricsLog, locked, open_run, run_dir
 from colorful_world.training.state import TrainingState, update_ema
 
 
