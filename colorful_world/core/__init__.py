@@ -1,1 +1,1 @@
-"""The core: colour conversions and units, settings, training data, metrics, device and precision, plots. Imports only io."""
+"""The core: colour conversions and units, settings, training data, hints and simulated clicks, old-print damage, colour strength and contrast, metrics, device and precision, plots and provenance. Imports only io."""

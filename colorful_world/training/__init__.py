@@ -1,1 +1,1 @@
-"""Training: the loop, and the run folder it owns (lock, continue rule, metrics log, provenance)."""
+"""Training: the loop, the state it owns, and the run folder (lock, continue rule, metrics log)."""
