@@ -136,7 +136,7 @@ def test_a_model_trained_with_clicks_follows_a_hint(tmp_path):
     from synthetic import write_any_hue_photos
     write_any_hue_photos(tmp_path / "photos", 200, size=32, seed=0)
     model = train(dict(data=str(tmp_path / "photos"), out=str(tmp_path / "run"), image_size=32, batch_size=16,
-                       epochs=25, l1_epochs=25, encoder_weights="random", base_channels=8, max_channels=64,
+                       epochs=12, l1_epochs=12, encoder_weights="random", base_channels=8, max_channels=64,
                        lr=1e-3, ema_decay=0.9, val_fraction=0.2, save_every=10_000, old_prints=0.0,
                        min_colourfulness=1.0, cache_dir=str(tmp_path / "cache")), progress=False)
     colorizer = Colorizer.from_checkpoint(model)
