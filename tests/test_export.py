@@ -26,8 +26,7 @@ def _run_checkpoint(folder, data, config: ModelConfig, step: int = 7, hint_weigh
     torch.manual_seed(0)
     net = build_generator(config)
     if hint_weights:  # a fresh hinted network ignores hints until trained: make it heed them
-        for conv in net.hint_inputs:
-            conv.weight.data.normal_(0, 0.2)
+        net.refine.out.weight.data.normal_(0, 0.2)
     settings = asdict(TrainConfig(data=str(data), val_fraction=0.2, min_colourfulness=1.0, epochs=2)) | {
         k: v for k, v in config.__dict__.items() if k != "format"}
     path = ckpt.checkpoint_path(folder, step)

@@ -18,7 +18,8 @@ from skimage import data as skdata
 
 from colorful_world import Colorizer
 from colorful_world.apps.http_limits import lambda_limits
-from test_server import multipart, write_hinted_bundled_model
+from colorful_world.nets.model_file import BUNDLED_MODEL
+from test_server import multipart
 
 HANDLER = Path(__file__).parent.parent / "deploy" / "lambda_handler.py"
 
@@ -40,19 +41,14 @@ def handler(tiny_model):
 
 
 @pytest.fixture(scope="module")
-def hinted_bundled_model(tmp_path_factory) -> Path:
-    """The bundled model with hint inputs (see test_server.write_hinted_bundled_model)."""
-    return write_hinted_bundled_model(tmp_path_factory.mktemp("hinted") / "hinted.safetensors")
+def hinted_handler():
+    """The bundled model, which takes hints."""
+    return load_handler(BUNDLED_MODEL)
 
 
 @pytest.fixture(scope="module")
-def hinted_handler(hinted_bundled_model):
-    return load_handler(hinted_bundled_model)
-
-
-@pytest.fixture(scope="module")
-def hinted(hinted_bundled_model) -> Colorizer:
-    return Colorizer.from_checkpoint(hinted_bundled_model)
+def hinted() -> Colorizer:
+    return Colorizer.from_checkpoint(None)
 
 
 def event(method: str, path: str, body: bytes | None = None, content_type: str | None = None,

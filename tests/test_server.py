@@ -534,27 +534,12 @@ def test_a_raw_body_and_a_long_name_still_get_a_short_safe_name(url):
 
 # --- Colour strength --------------------------------------------------------------------------------
 
-def write_hinted_bundled_model(path: Path) -> Path:
-    """The bundled model with hint inputs added as they start before any training with clicks
-    (learned inputs at zero, the spread open): it follows a hint from the first step. The
-    bundled model itself may not take hints yet; when it does, its own weights are used."""
-    from colorful_world.core.config import ModelConfig
-    from colorful_world.nets.model_file import export_generator, load_model
-    from colorful_world.nets.models import build_generator
-
-    state, config, provenance = load_model(None)
-    config = {**config, "hints": True, "format": 3}
-    net = build_generator(ModelConfig.from_dict(config))
-    missing = net.load_state_dict(state, strict=False).missing_keys
-    assert all(key.startswith(("hint_inputs.", "spread.")) for key in missing), missing
-    export_generator(net.state_dict(), config, path, provenance=provenance)
-    return path
-
-
 @pytest.fixture(scope="module")
-def hinted(tmp_path_factory) -> Colorizer:
-    path = tmp_path_factory.mktemp("hinted") / "hinted.safetensors"
-    return Colorizer.from_checkpoint(write_hinted_bundled_model(path))
+def hinted() -> Colorizer:
+    """The bundled model, which takes hints."""
+    colorizer = Colorizer.from_checkpoint(None)
+    assert colorizer.takes_hints
+    return colorizer
 
 
 @pytest.fixture(scope="module")

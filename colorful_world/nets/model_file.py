@@ -75,6 +75,15 @@ def load_model(path: str | Path | None) -> tuple[dict, dict, dict]:
     return {k: v.float() if v.is_floating_point() else v for k, v in tensors.items()}, config, provenance
 
 
+def upgrade_state(state: dict, config: dict) -> dict:
+    """A format-3 hinted model's weights for today's network: its decoder's hint inputs (learned
+    within 0.1% of zero) and its lightness-only spread's weights are dropped, and HintRefine
+    keeps its zero start: today's spread alone."""
+    if config.get("format", 1) >= 4:
+        return state
+    return {k: v for k, v in state.items() if not k.startswith(("hint_inputs.", "spread."))}
+
+
 def load_generator(path: str | Path | None) -> tuple[torch.nn.Module, dict, dict]:
     """(generator in eval mode, config, provenance): what colorize and evaluate run. The config
     names the architecture, so the right network is built; one that does not match its weights
@@ -83,7 +92,10 @@ def load_generator(path: str | Path | None) -> tuple[torch.nn.Module, dict, dict
     where = model_path(path)
     try:
         generator = build_generator(ModelConfig.from_dict(config))
-        generator.load_state_dict(state)
+        missing, unexpected = generator.load_state_dict(upgrade_state(state, config), strict=False)
+        if unexpected or any(not (key.startswith("refine.") and config.get("format", 1) < 4) for key in missing):
+            raise RuntimeError(f"{len(missing)} weights missing, {len(unexpected)} unexpected: "
+                               + ", ".join((missing + unexpected)[:3]))
     except (ValueError, TypeError, RuntimeError) as err:  # load_state_dict raises RuntimeError
         lines = [line.strip() for line in str(err).splitlines() if line.strip()]
         detail = next((line for line in lines if not line.startswith("Error(s) in loading")), lines[0])
