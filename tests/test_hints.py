@@ -153,3 +153,31 @@ def test_a_model_trained_with_clicks_follows_a_hint(tmp_path):
 
     without, hinted = error_in_the_shape(None), error_in_the_shape([(16, 16, purple)])
     assert hinted < 0.6 * without, (hinted, without)
+
+
+def test_hints_only_trains_the_hint_weights_alone_under_the_models_own_gain(tmp_path):
+    from colorful_world.nets.model_file import export_generator, load_model
+    from colorful_world.training.train import train
+    from synthetic import write_any_hue_photos
+    write_any_hue_photos(tmp_path / "photos", 48, size=32, seed=1)
+    config = ModelConfig("encoder_unet", 32, 5, 8, 64, encoder="mobilenet_v2", hints=True)
+    torch.manual_seed(0)
+    start = tmp_path / "start.safetensors"
+    export_generator(build_generator(config).state_dict(), config.__dict__ | {"chroma_gain": 1.3}, start)
+    model = train(dict(data=str(tmp_path / "photos"), out=str(tmp_path / "run"), image_size=32, batch_size=8,
+                       epochs=2, l1_epochs=2, encoder_weights="random", base_channels=8, max_channels=64,
+                       init_from=str(start), hints_only=True, lr=1e-3, val_fraction=0.2, old_prints=0.0,
+                       min_colourfulness=1.0, cache_dir=str(tmp_path / "cache")), progress=False)
+    before, _, _ = load_model(start)
+    after, saved, _ = load_model(model)
+    assert saved["chroma_gain"] == 1.3  # trained under it, so it stays the model's
+    network = [key for key in before if not key.startswith(HINT_PARTS)]
+    assert network and all(torch.equal(before[key], after[key]) for key in network)  # BatchNorm's statistics too
+    assert any(not torch.equal(before[key], after[key]) for key in before if key.startswith(HINT_PARTS))
+
+
+def test_hints_only_needs_a_model_to_start_from():
+    from colorful_world.core.config import TrainConfig
+    from colorful_world.io.errors import ConfigError
+    with pytest.raises(ConfigError, match="--init-from"):
+        TrainConfig(hints_only=True).validate()

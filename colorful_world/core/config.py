@@ -19,7 +19,8 @@ MAX_IMAGE_SIZE = 2048  # the network's working side; a 2048 x 2048 pass on CPU i
 MAX_DEPTH = 8  # pix2pix's unet_256 is the deepest
 MAX_CHANNELS = 2048
 CHROMA_GAIN_MAX = 10.0  # a model's colour strength, 0 (grey) to 10, as export takes it
-MODEL_FORMAT = 3  # 1: the pix2pix U-Net only, no "arch" or "format" keys; 2: no "hints" (both still load)
+MODEL_FORMAT = 4  # 1: the pix2pix U-Net only, no "arch" or "format" keys; 2: no "hints"; 3: hint inputs in the
+# decoder, no HintRefine (all still load: see nets.model_file.upgrade_state)
 # The keys of nets.encoders.ENCODERS, named here so that checking a config needs no torch (tested equal).
 ENCODER_NAMES = ("mobilenet_v2", "resnet18", "resnet34")
 ENCODER_DEPTH = 5  # every torchvision encoder here reaches stride 32
@@ -274,8 +275,10 @@ class TrainConfig:
                              "face model): fine-tuning", shown="the encoder's weights")
     hints: bool = setting(True, "model", "encoder_unet: take colour hints beside the grey photo, trained with "
                           "simulated clicks")
-    hint_lr: float = setting(10.0, "schedule", "the hint inputs' learning rate, as a multiple of --lr (new weights "
+    hint_lr: float = setting(10.0, "schedule", "the hint weights' learning rate, as a multiple of --lr (new weights "
                              "beside trained ones)")
+    hints_only: bool = setting(False, "model", "train the hint weights alone on the frozen --init-from model, with "
+                               "its chroma gain: its colour without hints stays exactly its own")
     old_prints: float = setting(0.5, "photos", "share of training photos made to look like old prints (blur, "
                                 "grain, fading, JPEG, dust); the colour they learn is the clean photo's")
 
@@ -315,3 +318,6 @@ class TrainConfig:
             raise ConfigError(f"hint_lr must be in (0, 100], got {self.hint_lr}")
         if not 0 <= self.encoder_lr <= 1:
             raise ConfigError(f"encoder_lr must be in [0, 1], got {self.encoder_lr}")
+        if self.hints_only and not (self.init_from and self.hints):
+            raise ConfigError("hints_only trains the hints of a trained model: give --init-from MODEL "
+                              "(or bundled), and an encoder_unet that takes hints")

@@ -12,7 +12,7 @@ from colorful_world.io.errors import ConfigError
 from colorful_world.core.data import TIGHT_CROP, centre_crop, load_splits, resize_u8
 from colorful_world.io.paths import decoded_cache_dir
 from colorful_world.core.metrics import mean_ab, score
-from colorful_world.nets.predict import predict_ab
+from colorful_world.nets.predict import hints_for_gain, predict_ab
 from colorful_world.core.report import save_samples
 
 
@@ -39,12 +39,10 @@ def _predictors(checkpoint, data: str, cache_dir, progress: bool, size: int | No
     generator, config, splits, runtime = _model_and_splits(checkpoint, data, cache_dir, progress, size)
     own = config["image_size"]
     gain = config.get("chroma_gain", 1.0) if chroma_gain is None else chroma_gain
-    scale = torch.tensor([gain or 1.0, gain or 1.0, 1.0], device=runtime.device).view(1, 3, 1, 1)
     mean = torch.tensor(config.get("mean_ab") or mean_ab(splits.train), device=runtime.device).view(1, 2, 1, 1)
     predictors = {
-        # Hints divided by the gain that then scales the colour: hinted pixels keep the hint's (as in Colorizer).
         "model": lambda l_norm, hints=None: predict_ab(generator, l_norm, own, runtime,
-                                                       None if hints is None or not gain else hints / scale) * gain,
+                                                       hints_for_gain(hints, gain)) * gain,
         "grey": lambda l_norm, hints=None: torch.zeros_like(l_norm).repeat(1, 2, 1, 1),
         "mean_colour": lambda l_norm, hints=None: mean.expand(len(l_norm), 2, *l_norm.shape[-2:]),
     }

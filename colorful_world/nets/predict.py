@@ -21,6 +21,14 @@ def predict_ab(generator, l_norm: torch.Tensor, size: int, runtime: rt.Runtime,
     return to_photo_size(ab, l_norm.shape[-2:])
 
 
+def hints_for_gain(hints: torch.Tensor | None, gain: float) -> torch.Tensor | None:
+    """Hints (N, 3, H, W) as a network whose colour is then scaled by `gain` takes them: their
+    colour divided by it, so that a hinted pixel, once scaled, has the hint's own colour."""
+    if hints is None or gain in (0, 1):
+        return hints
+    return torch.cat([hints[:, :2] / gain, hints[:, 2:]], dim=1)
+
+
 def network_ab(generator, small: torch.Tensor, runtime: rt.Runtime, hints: torch.Tensor | None = None) -> torch.Tensor:
     """The generator's ab (float32) for L (and hints) already at its working size; a generator
     without hint inputs colorizes as if none were given."""

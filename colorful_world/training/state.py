@@ -11,7 +11,7 @@ import torch
 from colorful_world.core import runtime as rt
 from colorful_world.core.config import ModelConfig, TrainConfig
 from colorful_world.io.errors import ConfigError
-from colorful_world.nets.model_file import load_model
+from colorful_world.nets.model_file import load_model, upgrade_state
 from colorful_world.nets.models import HINT_PARTS, EncoderUNet, PatchDiscriminator, build_generator
 
 
@@ -63,21 +63,43 @@ def build_training(config: TrainConfig, runtime: rt.Runtime, pretrained: bool = 
         G, D = G.to(memory_format=torch.channels_last), D.to(memory_format=torch.channels_last)
     # The pretrained encoder may learn slower than the decoder, so that long training on faces
     # keeps more of what ImageNet taught it ("lr_scale" is read where the rate is set each step).
-    # The hint inputs are new weights beside trained ones: they learn faster (--hint-lr).
+    # The hint weights are new beside trained ones: they learn faster (--hint-lr), or alone (--hints-only).
     encoder = {id(p) for p in G.stages.parameters()} if isinstance(G, EncoderUNet) else set()
     hint = {id(p) for p in G.hint_parameters()} if getattr(G, "hints", False) else set()
     groups = [{"params": [p for p in G.parameters() if id(p) not in encoder | hint], "lr_scale": 1.0},
               {"params": [p for p in G.parameters() if id(p) in encoder], "lr_scale": config.encoder_lr},
               {"params": [p for p in G.parameters() if id(p) in hint], "lr_scale": config.hint_lr}]
+    if config.hints_only:
+        G.requires_grad_(False)
+        for p in G.hint_parameters():
+            p.requires_grad_(True)
+        groups = groups[2:]
     opt_g = torch.optim.Adam([g for g in groups if g["params"]], lr=config.lr, betas=(config.beta1, 0.999))
     opt_d = torch.optim.Adam(D.parameters(), lr=config.lr, betas=(config.beta1, 0.999))
     scaler = torch.amp.GradScaler(runtime.device.type, enabled=runtime.amp_dtype == torch.float16)
     return G, D, opt_g, opt_d, scaler
 
 
+def model_gain(config: TrainConfig) -> float:
+    """The chroma gain a run trains under: --hints-only trains the hints of its --init-from
+    model as that model colorizes (hints divided by its gain, its colour scaled by it); 1 otherwise."""
+    if not config.hints_only:
+        return 1.0
+    return load_model(None if config.init_from == "bundled" else config.init_from)[1].get("chroma_gain", 1.0)
+
+
+def train_network_modes(G: torch.nn.Module, config: TrainConfig) -> None:
+    """G in training mode, but under --hints-only its frozen network in eval mode: BatchNorm's
+    statistics must not move either."""
+    G.train()
+    if config.hints_only:
+        for name, module in G.named_children():
+            module.train(f"{name}." in HINT_PARTS)
+
+
 def start_from(G: torch.nn.Module, config: TrainConfig) -> None:
     """Fine-tuning: the generator of config.init_from ("bundled": the package's model) loaded
-    into G; weights G has and the model lacks (hint inputs) keep their zero start."""
+    into G; weights G has and the model lacks (the hint weights) keep their start."""
     state, saved, _ = load_model(None if config.init_from == "bundled" else config.init_from)
     mine = config.model()
     theirs = ModelConfig.from_dict(saved)
@@ -86,7 +108,7 @@ def start_from(G: torch.nn.Module, config: TrainConfig) -> None:
         raise ConfigError(f"--init-from {config.init_from}: its network ({theirs.arch}, {theirs.encoder or 'no encoder'}, "
                           f"width {theirs.base_channels}-{theirs.max_channels}) is not this run's; give the same "
                           "--arch, --encoder, --base-channels and --max-channels")
-    missing, unexpected = G.load_state_dict(state, strict=False)
+    missing, unexpected = G.load_state_dict(upgrade_state(state, saved), strict=False)
     if unexpected or any(not key.startswith(HINT_PARTS) for key in missing):
         raise ConfigError(f"--init-from {config.init_from}: its weights do not fit this network "
                           f"({len(missing)} missing, {len(unexpected)} unexpected)")

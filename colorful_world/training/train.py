@@ -27,10 +27,10 @@ from colorful_world.nets.models import count_parameters
 from colorful_world.nets.model_file import EXPORT_NAME, export_generator
 from colorful_world.io.errors import UserError
 from colorful_world.io.paths import decoded_cache_dir, on_colab
-from colorful_world.nets.predict import predict_ab
+from colorful_world.nets.predict import hints_for_gain, predict_ab
 from colorful_world.core.report import METRICS, plot_metrics, provenance, save_samples
 from colorful_world.training.run_folder import MetricsLog, locked, open_run, run_dir
-from colorful_world.training.state import TrainingState, update_ema
+from colorful_world.training.state import TrainingState, model_gain, train_network_modes, update_ema
 
 
 VAL_HINTS = 10  # clicks per photo in the validation with hints
@@ -65,15 +65,16 @@ def _finite(*losses: torch.Tensor) -> bool:
 
 
 def train_step(batch: Batch, G, D, opt_g, opt_d, scaler, config: TrainConfig, gan_phase: bool,
-               runtime: rt.Runtime):
+               runtime: rt.Runtime, gain: float = 1.0):
     """One optimisation step on a batch; returns the losses, and "skipped": 1.0 when a loss or
-    (under fp16) a gradient was inf or NaN and nothing moved."""
+    (under fp16) a gradient was inf or NaN and nothing moved. `gain`: the chroma gain the
+    generator's colour is scored under (model_gain)."""
     rgb, l_norm, ab, l_input = batch.rgb, batch.l_norm, batch.ab, batch.l_input
     if runtime.device.type == "cuda":
         l_norm = l_norm.contiguous(memory_format=torch.channels_last)
         l_input = l_input.contiguous(memory_format=torch.channels_last)
     with runtime.autocast():
-        fake = G(l_input) if batch.hints is None else G(l_input, batch.hints)
+        fake = (G(l_input) if batch.hints is None else G(l_input, hints_for_gain(batch.hints, gain))) * gain
     l1 = F.l1_loss(fake.float(), ab)
     # L1 alone is minimised by a cautious, desaturated colour (the sepia look); the chroma term
     # holds each pixel's saturation up to the truth's without choosing the hue for it.
@@ -158,6 +159,9 @@ def _train(config: TrainConfig, saved: dict | None, resumed_from: Path | None, r
     torch.manual_seed(config.seed)
     splits = _load_data(config, runtime, progress, say)
     run_config = asdict(config) | {"mean_ab": mean_ab(splits.train), "format": MODEL_FORMAT}
+    gain = model_gain(config)
+    if config.hints_only:  # the model keeps its colour, and the gain its hints were trained under
+        run_config["chroma_gain"] = gain
     say(f"precision: {runtime.precision_reason}")
     state = TrainingState(config, runtime, pretrained=saved is None)
     say(f"generator: {count_parameters(state.G):,} parameters; discriminator: {count_parameters(state.D):,}")
@@ -181,7 +185,7 @@ def _train(config: TrainConfig, saved: dict | None, resumed_from: Path | None, r
         rt.barrier(runtime)
 
     G, D = (DDP(m) if runtime.distributed else m for m in (state.G, state.D))
-    G.train(), D.train()
+    train_network_modes(state.G, config), D.train()
     # --data-on-device: the uint8 cache lives on the GPU (a quarter of float32), crops happen there.
     images = splits.train.to(runtime.device) if config.data_on_device else splits.train
     batches = BatchStream(images, config, steps_per_epoch, runtime.rank, runtime.world_size, runtime.device)
@@ -194,7 +198,7 @@ def _train(config: TrainConfig, saved: dict | None, resumed_from: Path | None, r
             for group in (*state.opt_g.param_groups, *state.opt_d.param_groups):  # by the step: resumes exactly
                 group["lr"] = learning_rate(config, state.step, steps_per_epoch) * group.get("lr_scale", 1.0)
             batch = log.waiting(batches.batch, state.step)
-            logs = train_step(batch, G, D, state.opt_g, state.opt_d, state.scaler, config, gan_phase, runtime)
+            logs = train_step(batch, G, D, state.opt_g, state.opt_d, state.scaler, config, gan_phase, runtime, gain)
             state.step += 1
             if log.stepped(logs, state.step, epoch, gan_phase, config.log_every, out):  # G moved: so does its average
                 update_ema(state.ema, state.G, min(config.ema_decay, (1 + state.step) / (10 + state.step)))
@@ -202,7 +206,7 @@ def _train(config: TrainConfig, saved: dict | None, resumed_from: Path | None, r
             bar.set_postfix(phase="gan" if gan_phase else "l1", **{k: f"{v:.3f}" for k, v in logs.items()})
             if state.step % steps_per_epoch == 0:
                 if runtime.is_main:
-                    validate(state.ema, splits, runtime, out, epoch, state.step, log.metrics)
+                    validate(state.ema, splits, runtime, out, epoch, state.step, log.metrics, gain)
                 save()
             elif state.step % config.save_every == 0 or stop.requested or clock.save_due():
                 save()
@@ -212,7 +216,8 @@ def _train(config: TrainConfig, saved: dict | None, resumed_from: Path | None, r
         say(f"--max-minutes {config.max_minutes:g} spent at step {state.step} of {total}")
         if state.step % steps_per_epoch and state.step > first_step:  # not already scored and saved
             if runtime.is_main:
-                validate(state.ema, splits, runtime, out, state.step // steps_per_epoch, state.step, log.metrics)
+                validate(state.ema, splits, runtime, out, state.step // steps_per_epoch, state.step, log.metrics,
+                         gain)
             save()
     export = out / EXPORT_NAME
     if runtime.is_main:
@@ -316,12 +321,13 @@ class StepLog:
         return moved
 
 
-def validate(ema, splits, runtime: rt.Runtime, out: Path, epoch: int, step: int, metrics: MetricsLog) -> dict:
-    """Score the EMA generator on the validation photos, whole, tightly cropped (figures
-    prefixed crop_), as old prints (old_) and, for a model with hints, with VAL_HINTS clicks;
-    write a sample grid and the plot."""
+def validate(ema, splits, runtime: rt.Runtime, out: Path, epoch: int, step: int, metrics: MetricsLog,
+             gain: float = 1.0) -> dict:
+    """Score the EMA generator, its colour scaled by `gain`, on the validation photos, whole,
+    tightly cropped (figures prefixed crop_), as old prints (old_) and, for a model with hints,
+    with VAL_HINTS clicks; write a sample grid and the plot."""
     def predict(l_norm, hints=None):  # at the photos' own size, which is the training size: no resizing
-        return predict_ab(ema, l_norm, l_norm.shape[-1], runtime, hints)
+        return predict_ab(ema, l_norm, l_norm.shape[-1], runtime, hints_for_gain(hints, gain)) * gain
 
     figures = score(predict, splits.val, runtime.device)
     figures |= {f"crop_{k}": v for k, v in score(predict, splits.val_crop, runtime.device).items()}
