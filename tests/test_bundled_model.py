@@ -14,6 +14,7 @@ from skimage import data as skdata
 from colorful_world import Colorizer
 from colorful_world.nets.model_file import BUNDLED_MODEL, load_model
 from colorful_world.core.color import colourfulness
+from colorful_world.core.config import MODEL_FORMAT
 from colorful_world.core.old_print import Damage, damage
 
 # What the bundled model does on photos it never saw (grey is 0 colourfulness; the truths are 73 and 38),
@@ -86,7 +87,7 @@ def test_bundled_model_follows_hints_on_a_photo_it_never_saw():
 def test_bundled_model_is_the_pretrained_encoder_and_says_so():
     _, config, provenance = load_model(None)
     assert (config["arch"], config["encoder"], config["format"], config["hints"]) == \
-        ("encoder_unet", "mobilenet_v2", 3, True)
+        ("encoder_unet", "mobilenet_v2", MODEL_FORMAT, True)
     assert "ImageNet" in provenance["note"]
     assert 1 < config["chroma_gain"] < 1.5 and "--chroma-gain auto" in provenance["note"]  # calibrated, and how
     for framing in ("validation", "validation_tight_crops", "validation_old_prints"):  # against both baselines

@@ -1,5 +1,5 @@
 """The upload page in Debian's headless Chromium, driven by Playwright, against a real server on
-127.0.0.1 running the bundled model with hint inputs.
+127.0.0.1 running the bundled model, which takes hints.
 
 With JavaScript: a 6000x4000 photo shows before and after side by side, whole, within the
 window; the download link saves the PNG under the upload's name; an error is a sentence on the

@@ -1,7 +1,7 @@
 """The HTTP API against real servers on 127.0.0.1: good photos of every mode, each class of bad
 input, an oversized upload refused before it is sent, a bounded concurrent load, the `serve`
 command as a process; the result's file name, colour strength, contrast restoration and hints
-(the bundled model given hint inputs), and the cache that spares a hint's click a second decode.
+(the bundled model, which takes hints), and the cache that spares a hint's click a second decode.
 The page in a browser is tests/test_page.py."""
 
 import argparse
@@ -176,7 +176,7 @@ def as_array(png: bytes) -> np.ndarray:
 def test_healthz_and_the_page(url):
     health = requests.get(f"{url}/healthz", timeout=10)
     assert health.status_code == 200 and health.json()["status"] == "ok"
-    assert health.json()["hints"] is False  # the tiny model was made without hint inputs
+    assert health.json()["hints"] is False  # the tiny model was made without hints
     page = requests.get(f"{url}/", timeout=10)
     assert page.status_code == 200 and page.headers["Content-Type"].startswith("text/html")
     # The form a browser without JavaScript posts, with every setting as a field of its own.

@@ -31,7 +31,7 @@ def hints_for_gain(hints: torch.Tensor | None, gain: float) -> torch.Tensor | No
 
 def network_ab(generator, small: torch.Tensor, runtime: rt.Runtime, hints: torch.Tensor | None = None) -> torch.Tensor:
     """The generator's ab (float32) for L (and hints) already at its working size; a generator
-    without hint inputs colorizes as if none were given."""
+    that takes no hints colorizes as if none were given."""
     with runtime.autocast():
         if hints is None or not getattr(generator, "hints", False):
             return generator(small).float()
