@@ -660,10 +660,11 @@ def test_a_hint_moves_the_colour_near_it_towards_its_own(hinted_url, hinted):
     target = np.array(srgb_to_ab((0x20, 0x50, 0xff)))
     far, near = (np.linalg.norm(ab_near(png, x, y) - target) for png in (without.content, as_form.content))
     assert near < 0.5 * far, (near, far)
-    # The lightness stays the photo's own (but where a colour that bright is out of sRGB's gamut).
+    # The lightness stays the photo's own, but where a blue that bright is out of sRGB's gamut (on
+    # the suit's lightest folds: 2% of the photo, against 0.1% without the hint).
     light = rgb2lab(as_array(as_form.content))[..., 0]
     own = rgb2lab(np.asarray(photo_.convert("RGB")))[..., 0]
-    assert np.percentile(np.abs(light - own), 99) < 1, np.abs(light - own).max()
+    assert np.mean(np.abs(light - own) > 1) < 0.03, np.abs(light - own).max()
 
 
 def too_many_hints() -> str:

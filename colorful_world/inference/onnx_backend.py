@@ -68,6 +68,8 @@ def export_onnx(checkpoint: str | Path | None, path: Path, provenance: dict | No
     exported = io.BytesIO()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DeprecationWarning)
+        # HintSpread reads its cells' size from the working size: the export keeps its own size's.
+        warnings.simplefilter("ignore", torch.jit.TracerWarning)
         torch.onnx.export(generator, inputs, exported, input_names=names, output_names=["ab"],
                           dynamic_axes={name: axes for name in [*names, "ab"]}, opset_version=17, dynamo=False)
     model = onnx.load_model_from_string(exported.getvalue())

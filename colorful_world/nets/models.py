@@ -177,9 +177,9 @@ class HintSpread(nn.Module):
     that are about as light and that the network colours alike: a joint-bilateral weight on
     position, L and the network's own ab (the guide of Petschnigg et al. and Kopf et al.,
     SIGGRAPH 2004 and 2007). Pixels the network paints the same brown, as light as the hinted one,
-    are likely the same cloth or wall; skin beside it is not. Hints are gathered in cells of CELL
-    px (their count, mean place, guide and correction); pixels are read at STRIDE px and the
-    correction resized. A pixel takes 1 - exp(-weight / REACH) of the weighted mean correction.
+    are likely the same cloth or wall; skin beside it is not. Hints are gathered in CELLS x CELLS
+    cells (their count, mean place, guide and correction); pixels are read on a READS x READS
+    grid and the correction resized. A pixel takes 1 - exp(-weight / REACH) of the weighted mean correction.
 
     No learned weights: it works from the first step, and with no hint every weight is 0 and
     the colour is the network's own. The settings were chosen on training photos (10 hints;
@@ -187,8 +187,8 @@ class HintSpread(nn.Module):
     Computed in float32 under any autocast: the squared distances reach the hundreds.
     """
 
-    CELL = 8
-    STRIDE = 2
+    CELLS = 16  # hint cells a side (8 px at 128 px)
+    READS = 64  # pixels read a side (every 2nd at 128 px): the work is the same at any working size
     SIGMA = 0.35  # of the photo's side: a correction carries across a shoulder, hardly across the photo
     LIGHT_SIGMA = 0.1  # of L's range: 10 L units
     COLOUR_SIGMA = 0.045  # model ab units: 5 CIELAB a*b* units of the network's own colour
@@ -196,17 +196,19 @@ class HintSpread(nn.Module):
 
     def forward(self, ab: torch.Tensor, l_norm: torch.Tensor, hints: torch.Tensor) -> torch.Tensor:
         dtype, ab, l_norm, hints = ab.dtype, ab.float(), l_norm.float(), hints.float()
+        side = int(ab.shape[-1])  # a square: the working size (an ONNX export keeps its own size's cells)
+        cell, stride = max(1, side // self.CELLS), max(1, side // self.READS)
         mask = hints[:, 2:]
         ones = torch.ones_like(mask)  # places as shares of the side, without the side as a number (ONNX)
         place = torch.cat([ones.cumsum(-1) / ones.sum(-1, keepdim=True),
                            ones.cumsum(-2) / ones.sum(-2, keepdim=True)], dim=1)
         # Where a pixel is and what it looks like, in sigmas: the weight is exp(-distance^2 / 2).
         key = torch.cat([place / self.SIGMA, (l_norm + 1) / (2 * self.LIGHT_SIGMA), ab / self.COLOUR_SIGMA], dim=1)
-        cover = F.avg_pool2d(mask, self.CELL)
-        count = (cover * self.CELL ** 2).flatten(2)  # hinted pixels a cell: (N, 1, cells)
-        hint_key = (F.avg_pool2d(key * mask, self.CELL) / cover.clamp_min(1e-6)).flatten(2)
-        correction = (F.avg_pool2d((hints[:, :2] - ab) * mask, self.CELL) / cover.clamp_min(1e-6)).flatten(2)
-        pixels = F.avg_pool2d(key, self.STRIDE)
+        cover = F.avg_pool2d(mask, cell)
+        count = (cover * cell ** 2).flatten(2)  # hinted pixels a cell: (N, 1, cells)
+        hint_key = (F.avg_pool2d(key * mask, cell) / cover.clamp_min(1e-6)).flatten(2)
+        correction = (F.avg_pool2d((hints[:, :2] - ab) * mask, cell) / cover.clamp_min(1e-6)).flatten(2)
+        pixels = F.avg_pool2d(key, stride)
         pixel_key = pixels.flatten(2)
         distance = (hint_key.pow(2).sum(1)[:, :, None] + pixel_key.pow(2).sum(1)[:, None, :]
                     - 2 * hint_key.transpose(1, 2) @ pixel_key).clamp_min(0)  # (N, cells, pixels)
