@@ -85,7 +85,12 @@ def model_gain(config: TrainConfig) -> float:
     model as that model colorizes (hints divided by its gain, its colour scaled by it); 1 otherwise."""
     if not config.hints_only:
         return 1.0
-    return load_model(None if config.init_from == "bundled" else config.init_from)[1].get("chroma_gain", 1.0)
+    return init_model(config)[1].get("chroma_gain", 1.0)
+
+
+def init_model(config: TrainConfig) -> tuple[dict, dict, dict]:
+    """The model --init-from names ("bundled": the package's): its weights, config and provenance."""
+    return load_model(None if config.init_from == "bundled" else config.init_from)
 
 
 def train_network_modes(G: torch.nn.Module, config: TrainConfig) -> None:
@@ -100,7 +105,7 @@ def train_network_modes(G: torch.nn.Module, config: TrainConfig) -> None:
 def start_from(G: torch.nn.Module, config: TrainConfig) -> None:
     """Fine-tuning: the generator of config.init_from ("bundled": the package's model) loaded
     into G; weights G has and the model lacks (the hint weights) keep their start."""
-    state, saved, _ = load_model(None if config.init_from == "bundled" else config.init_from)
+    state, saved, _ = init_model(config)
     mine = config.model()
     theirs = ModelConfig.from_dict(saved)
     if (theirs.arch, theirs.encoder, theirs.base_channels, theirs.max_channels, theirs.depth) != \
