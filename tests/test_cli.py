@@ -7,7 +7,7 @@ import sys
 import numpy as np
 import pytest
 from PIL import Image
-from skimage import data as skdata
+from skimage import color as skcolor, data as skdata
 
 from colorful_world.core.config import TrainConfig
 
@@ -381,3 +381,22 @@ def test_a_failed_colorize_leaves_no_folder_it_made(tmp_path, tiny_model):
     Image.fromarray(skdata.astronaut()[::8, ::8]).save(photo)
     partly = _colorize_cli(photo, tmp_path / "missing.jpg", "-c", tiny_model, "-o", out)
     assert partly.returncode == 1 and (out / "face.png").is_file()  # what was made is kept
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("backend", ["onnx", "torch"])
+def test_colorize_hint_and_hints_file_move_the_colour_at_the_hint(tmp_path, backend):
+    """The README's `--hint X,Y,#RRGGBB` and `--hints FILE`, run as a user runs them, on the bundled model."""
+    photo = tmp_path / "old.png"
+    Image.fromarray(skdata.astronaut()).convert("L").resize((256, 256)).save(photo)
+    (tmp_path / "hints.json").write_text('[[200, 200, "#3050c0"]]')
+    runs = {"none": [], "hint": ["--hint", "200,200,#3050c0"], "file": ["--hints", tmp_path / "hints.json"]}
+    ab = {}
+    for name, extra in runs.items():
+        out = tmp_path / name
+        result = _colorize_cli(photo, "-o", out, "--backend", backend, "--no-progress", *extra)
+        assert result.returncode == 0, result.stderr
+        lab = skcolor.rgb2lab(np.asarray(Image.open(out / "old.png").convert("RGB")))
+        ab[name] = lab[195:206, 195:206, 1:].mean(axis=(0, 1))
+    assert np.allclose(ab["hint"], ab["file"], atol=1)
+    assert ab["hint"][1] < ab["none"][1] - 15  # the blue hint pulls b (yellow-blue) towards blue

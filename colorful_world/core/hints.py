@@ -26,6 +26,11 @@ class HintError(UserError, ValueError):
 
 
 def parse_colour(text) -> tuple[int, int, int]:
+    """#rrggbb (or rrggbb) as (r, g, b); an (r, g, b) already parsed is checked and kept, so a
+    list that went through `parse_hints` once can go through it again."""
+    if isinstance(text, (tuple, list)) and len(text) == 3 and all(
+            isinstance(v, int) and not isinstance(v, bool) and 0 <= v <= 255 for v in text):
+        return tuple(text)
     match = _COLOUR.fullmatch(text.strip()) if isinstance(text, str) else None
     if not match:
         raise HintError(f"hint colour {text!r} is not #rrggbb")
