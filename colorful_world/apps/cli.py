@@ -78,14 +78,22 @@ def _add_train(sub) -> None:
                                help=setting_help(setting))
             continue
         group.add_argument(flag(setting.name), type=type(setting.default), default=None, help=setting_help(setting),
-                           choices=setting.metadata["choices"] or None, metavar=metavar(setting))
+                           choices=setting.metadata["choices"] or None, metavar=metavar(setting),
+                           action="append" if setting.name == "data" else "store")
 
 
 def _train(args) -> int:
     from colorful_world.training.train import train
     given = {f.name: getattr(args, f.name) for f in fields(TrainConfig) if getattr(args, f.name) is not None}
+    if "data" in given:
+        given["data"] = _sources(given["data"])
     train(with_preset(given | {"preset": args.preset}), fresh=args.fresh, progress=not args.no_progress)
     return 0
+
+
+def _sources(data: list[str] | None) -> str | list[str] | None:
+    """Repeated --data: one source stays text, as a run's config has always held it."""
+    return data[0] if data and len(data) == 1 else data
 
 
 def _new_folders(path: Path) -> list[Path]:
@@ -142,7 +150,7 @@ def _hints(args) -> list:
 
 
 FRAMINGS = {VALIDATION_KEYS["whole"]: "whole photos", VALIDATION_KEYS["crop"]: "tight crops",
-            VALIDATION_KEYS["old"]: "as old prints"}
+            VALIDATION_KEYS["old"]: "as old prints", VALIDATION_KEYS["scenes"]: "scenes"}
 FIGURES = (("psnr", "PSNR dB", "{:.2f}"), ("ssim", "SSIM", "{:.3f}"), ("delta_e2000", "ΔE2000", "{:.2f}"),
            ("colourfulness_ratio", "colour / truth's", "{:.2f}"))
 
@@ -200,7 +208,7 @@ def _info(args) -> int:
 
 def _export(args) -> int:
     from colorful_world.inference.export import export_model
-    output = export_model(args.checkpoint, args.output, chroma_gain=args.chroma_gain, data=args.data,
+    output = export_model(args.checkpoint, args.output, chroma_gain=args.chroma_gain, data=_sources(args.data),
                           cache_dir=args.cache_dir, onnx=args.onnx, fp16=args.fp16, note=args.note,
                           hints_table=args.hints_table)
     print(f"exported {output} ({output.stat().st_size / 1e6:.1f} MB)")
@@ -209,8 +217,9 @@ def _export(args) -> int:
 
 def _evaluate(args) -> int:
     from colorful_world.inference.evaluate import evaluate, format_table
-    results = evaluate(args.checkpoint, args.data, args.cache_dir, progress=not args.no_progress, size=args.size,
+    results = evaluate(args.checkpoint, _sources(args.data), args.cache_dir, progress=not args.no_progress, size=args.size,
                        framing=args.framing, hints=args.hints)
+    print(f"{args.framing}: {results['model']['photos']} held-out photos at {results['model']['size']} px")
     print(format_table(results))
     if args.json:
         Path(args.json).write_text(json.dumps(results, indent=2))
@@ -281,8 +290,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--onnx", action="store_true",
                    help="write an ONNX model for --backend onnx and the light install (needs the onnx extra)")
     p.add_argument("--fp16", action="store_true", help="store weights in half precision (half the size)")
-    p.add_argument("--data", default=None, metavar="PATH", help="also measure it on the validation split of these "
-                                                               "photos: whole, tightly cropped and as old prints")
+    p.add_argument("--data", action="append", metavar="PATH",
+                   help="also measure it on the validation split of these photos: whole, tightly cropped and as "
+                        "old prints; repeated, the sources after the first as scenes")
     p.add_argument("--hints-table", action="store_true",
                    help="with --data, a model that takes colour hints is also measured with 1, 5 and 10 hints "
                         "per photo (slow)")
@@ -297,8 +307,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("evaluate", help="figures on held-out photos vs the grey and mean-colour baselines",
                        formatter_class=_Formatter,
                        epilog="example:\n  colorful-world evaluate --data lfw --framing crop\n")
-    p.add_argument("--data", required=True, metavar="PATH",
-                   help="the photos the model was trained on, or lfw (the same split is used)")
+    p.add_argument("--data", required=True, action="append", metavar="PATH",
+                   help="the photos the model was trained on, or lfw (the same split is used); repeated, as "
+                        "train's, faces first")
     p.add_argument("--checkpoint", "-c", default=None, metavar="MODEL",
                    help="a model or checkpoint (default: the bundled face model)")
     p.add_argument("--cache-dir", default=None, metavar="DIR",
@@ -307,9 +318,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="score at this side in pixels (default: the model's own): the model colorizes at its "
                         "size and its colour is resized to this one, as for any photo; compares models of "
                         "different sizes")
-    p.add_argument("--framing", choices=("whole", "crop", "old"), default="whole",
-                   help="whole photos, their tight central crops (the central half of the side: the face), or "
-                        "the whole photos made to look like old prints, colour scored on the clean L (default: whole)")
+    p.add_argument("--framing", choices=tuple(VALIDATION_KEYS), default="whole",
+                   help="whole photos, their tight central crops (the central half of the side: the face), "
+                        "the whole photos made to look like old prints, colour scored on the clean L, or scenes: "
+                        "the photos of every --data after the first (with one, its own) (default: whole)")
     p.add_argument("--hints", type=int, default=0, metavar="N",
                    help="give the model N hints per photo, sampled from the true colour (seeded: the same "
                         "points for every model; default: 0)")

@@ -5,7 +5,7 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from colorful_world.core.data import DataError
+from colorful_world.core.data import DataError, data_sources
 from colorful_world.io.errors import CheckpointError
 from colorful_world.io.paths import COLAB_DRIVE, on_colab
 from colorful_world.core.report import METRICS
@@ -89,33 +89,35 @@ def train_here(settings: dict, out: str = "", run_name: str = "faces", fresh: bo
         mount_drive_for(out)
     else:
         mount_drive()  # runs live on Drive on Colab, so that a disconnect loses nothing
-    if settings.get("data"):
-        mount_drive_for(settings["data"])
+    sources = data_sources(settings.get("data") or "lfw")
+    for source in sources:
+        mount_drive_for(source)
     folder = run_dir(out, run_name)
     continuing = bool(list_checkpoints(folder)) and not fresh
     print(f"run folder: {folder} ({'continuing the run' if continuing else 'a new run'})")
     settings = dict(settings)
     # LFW is downloaded and extracted once (on Colab the archive is kept on Drive), then reused.
     # Under torchrun only the first process fetches it; the others wait for it inside train().
-    if settings.get("data", "lfw") == "lfw" and os.environ.get("RANK", "0") == "0":
+    if "lfw" in sources and os.environ.get("RANK", "0") == "0":
         from colorful_world.io.download import prepare_lfw
-        settings["data"] = str(prepare_lfw())
+        sources = [str(prepare_lfw()) if source == "lfw" else source for source in sources]
+        settings["data"] = sources[0] if len(sources) == 1 else sources
     try:
         return train(settings | {"out": str(folder)}, fresh=fresh, on_record=live_plot(folder))
     finally:  # at the end, and on a stop or a crash
         flush_drive()
 
 
-def evaluation_data(data: str, config: dict) -> str:
-    """The photos to score a model on: `data`, else the ones its config records, if they are here
-    (Drive is mounted for photos on it)."""
+def evaluation_data(data: str, config: dict) -> str | list[str]:
+    """The photos to score a model on: `data`, else the ones its config records (one source or
+    several), if they are here (Drive is mounted for photos on it)."""
     if data:
         mount_drive_for(data)
         return data
     recorded = config.get("data") or ""
-    if recorded:
-        mount_drive_for(recorded)
-    if recorded == "lfw" or (recorded and Path(recorded).exists()):
+    for source in data_sources(recorded) if recorded else ():
+        mount_drive_for(source)
+    if recorded and all(s == "lfw" or Path(s).exists() for s in data_sources(recorded)):
         return recorded
     raise DataError(f"the model was trained on {recorded or 'photos it does not record'}, which is not "
                             "on this machine: set data to the photos (or archive) it was trained on, or 'lfw'")

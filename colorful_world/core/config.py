@@ -160,6 +160,20 @@ def check_chroma_gain(value) -> float:
     return float(value)
 
 
+def data_shares(weights: str, sources: int) -> list[float] | None:
+    """--data-weights as each source's share of a batch (summing to 1); None where not given."""
+    if not weights:
+        return None
+    try:
+        values = [float(part) for part in weights.split(",")]
+    except ValueError:
+        values = []
+    if len(values) != sources or not all(math.isfinite(v) and v >= 0 for v in values) or sum(values) <= 0:
+        raise ConfigError(f"data_weights takes one share per --data source ({sources}), comma-separated "
+                          f"non-negative numbers such as 0.55,0.45; got {weights!r}")
+    return [v / sum(values) for v in values]
+
+
 def setting(default, group: str, help: str, shown: str | None = None, choices: tuple = ()):
     """A TrainConfig field with its help, the one text the CLI, the launcher and the train notebook
     show for it; `shown` is the default as a user reads it, where the value itself says nothing."""
@@ -204,8 +218,12 @@ GROUPS = {
 
 @dataclass
 class TrainConfig:
-    data: str = setting("lfw", "photos", "photos to learn from: 'lfw' (downloaded once), a folder of colour photos "
-                        "(searched recursively), or a .tgz/.tar/.zip of one")
+    data: str | list[str] = setting("lfw", "photos", "photos to learn from: 'lfw' (downloaded once), a folder of "
+                                    "colour photos (searched recursively), or a .tgz/.tar/.zip of one; repeated, "
+                                    "several sources, faces first (a source with train/ and val/ folders keeps "
+                                    "that split)")
+    data_weights: str = setting("", "photos", "with several --data sources, each one's share of every batch, "
+                                "comma-separated in their order (e.g. 0.55,0.45)", shown="in proportion to their photos")
     out: str = setting("", "saving", "the run folder: checkpoints/, metrics.jsonl, metrics.png, samples/, "
                        "generator.safetensors", shown="runs/faces; on Colab, Drive's colorful_world/runs/faces")
     epochs: int = setting(20, "schedule", "passes over the training photos; raised later, the same run goes on to "
@@ -295,7 +313,11 @@ class TrainConfig:
         return ModelConfig(self.arch, self.image_size, self.depth, self.base_channels, self.max_channels,
                            self.dropout, self.encoder if self.arch == "encoder_unet" else "", self.hints)
 
+    def sources(self) -> int:
+        return 1 if isinstance(self.data, str) else len(self.data)
+
     def validate(self) -> None:
+        data_shares(self.data_weights, self.sources())
         if self.gan_mode not in GAN_MODES:
             raise ConfigError(f"gan_mode must be one of {GAN_MODES}, got {self.gan_mode!r}")
         if self.pixel_loss not in PIXEL_LOSSES:

@@ -8,11 +8,17 @@ Two framings of the same held-out photos are scored: the whole photo, as `colori
 and its tight central crop, the framing of face data sets that crop to the face. A model
 trained on one framing alone has been seen to lose on the other; random-scale crops in
 training (`min_crop`) cover both.
+
+--data may name several sources (faces first, then scenes): each is split on its own, and
+with --data-weights each batch draws its photos from them in fixed shares. The first source's
+held-out photos give the face framings; the others' give the "scenes" framing.
 """
 
 import errno
+import functools
 import hashlib
 import json
+import math
 import os
 import random
 import shutil
@@ -62,6 +68,42 @@ def resolve_data(data: str, cache_dir: Path) -> Path:
         digest = hashlib.sha1(str(path.resolve()).encode()).hexdigest()[:12]
         return safe_extract(path, cache_dir / "extracted" / f"{path.stem}-{digest}")
     return path
+
+
+def data_sources(data: str | list[str]) -> list[str]:
+    """--data as a list of sources: one given as text, or several."""
+    sources = [data] if isinstance(data, str) else list(data)
+    if not sources or not all(isinstance(source, str) and source for source in sources):
+        raise DataError(f"--data must name a folder, an archive or 'lfw', got {data!r}")
+    return sources
+
+
+def train_val_folders(root: Path) -> tuple[Path, Path] | None:
+    """A source that ships its own split: train/ and val/ folders at its top, or one folder down
+    (an archive's single top folder); None when it has none."""
+    children = [c for c in root.iterdir() if c.is_dir() and not c.name.startswith((".", "__"))]
+    for top in [root] + (children if len(children) == 1 else []):
+        if (top / "train").is_dir() and (top / "val").is_dir():
+            return top / "train", top / "val"
+    return None
+
+
+def split_source(root: Path, val_fraction: float, seed: int, max_images: int | None = None
+                 ) -> tuple[list[Path], list[Path]]:
+    """One source's (train, val) photos: its own train/ and val/ folders where it has them,
+    otherwise split_by_person. `max_images`: the first N of each side, for a quick try."""
+    folders = train_val_folders(root)
+    if folders:
+        train, val = (find_images(folder)[:max_images or None] for folder in folders)
+    else:
+        files = find_images(root)[:max_images or None]
+        if len(files) < 2:
+            raise DataError(f"{root}: found {len(files)} photos; a source needs at least 2 (one to train on, "
+                            "one to hold out)")
+        train, val = split_by_person(files, val_fraction, seed)
+    if not train:
+        raise DataError(f"{root}: no photos to train on")
+    return train, val
 
 
 def split_by_person(files: list[Path], val_fraction: float, seed: int) -> tuple[list[Path], list[Path]]:
@@ -166,42 +208,61 @@ def build_cache(files: list[Path], size: int, cache_dir: Path, progress: bool = 
 
 @dataclass
 class Splits:
-    train: torch.Tensor  # (N, 3, S', S') uint8, S' = cache_side(S) (crops are taken from it)
-    val: torch.Tensor  # (M, 3, S, S) uint8, whole photos at training size
+    train: torch.Tensor  # (N, 3, S', S') uint8, S' = cache_side(S) (crops are taken from it), source by source
+    val: torch.Tensor  # (M, 3, S, S) uint8, the first source's whole photos at training size
     val_crop: torch.Tensor  # (M, 3, S, S) uint8, their tight central crops (TIGHT_CROP) at training size
     dropped_grey: int
     bad: list[str]
+    train_counts: list[int] | None = None  # training photos of each source, in order; None: one source
+    val_scenes: torch.Tensor | None = None  # the other sources' held-out photos at training size; None: one source
+
+    def counts(self) -> list[int]:
+        return self.train_counts or [len(self.train)]
 
 
-def load_splits(data: str, image_size: int, val_fraction: float, seed: int, min_colourfulness: float,
-                cache_dir: Path, max_images: int | None = None, progress: bool = True,
-                with_train: bool = True) -> Splits:
-    """Everything training needs from --data, in memory as uint8 tensors (with_train=False:
-    only the validation photos are decoded; the training split comes back empty)."""
-    root = resolve_data(data, cache_dir)
-    files = find_images(root)
-    if max_images:
-        files = files[:max_images]
-    if len(files) < 2:
-        raise DataError(f"{root}: found {len(files)} photos; training needs at least 2")
-    train_files, val_files = split_by_person(files, val_fraction, seed)
+def load_splits(data: str | list[str], image_size: int, val_fraction: float, seed: int,
+                min_colourfulness: float, cache_dir: Path, max_images: int | None = None,
+                progress: bool = True, with_train: bool = True) -> Splits:
+    """Everything training needs from --data (one source or several), in memory as uint8 tensors
+    (with_train=False: only the validation photos are decoded; the training split comes back empty)."""
     cache_size = cache_side(image_size)
+    grey, bad, trains, vals = 0, [], [], []
+    for source in data_sources(data):
+        root = resolve_data(source, cache_dir)
+        train_files, val_files = split_source(root, val_fraction, seed, max_images)
 
-    def decode(split: list[Path]) -> tuple[torch.Tensor, int, list[str]]:
-        if not split:
-            return torch.empty(0, 3, cache_size, cache_size, dtype=torch.uint8), 0, []
-        cache = build_cache(split, cache_size, cache_dir / "decoded", progress)
-        keep = cache.colourfulness >= min_colourfulness  # False for unreadable (NaN) too
-        grey = int((cache.colourfulness < min_colourfulness).sum())
-        return torch.from_numpy(np.ascontiguousarray(cache.images[keep])), grey, cache.bad
+        def decode(split: list[Path]) -> np.ndarray:
+            nonlocal grey
+            if not split:
+                return np.empty((0, 3, cache_size, cache_size), dtype=np.uint8)
+            cache = build_cache(split, cache_size, cache_dir / "decoded", progress)
+            keep = cache.colourfulness >= min_colourfulness  # False for unreadable (NaN) too
+            grey += int((cache.colourfulness < min_colourfulness).sum())
+            bad.extend(cache.bad)
+            return cache.images if keep.all() else cache.images[keep]  # the map itself: copied once, below
 
-    train, grey_t, bad_t = decode(train_files if with_train else [])
-    val, grey_v, bad_v = decode(val_files)
-    if with_train and len(train) == 0:
-        raise DataError(f"{root}: no colour photos left for training ({len(files)} found, "
-                        f"{len(bad_t)} unreadable, {grey_t} grey)")
-    return Splits(train, resize_u8(val, image_size), resize_u8(centre_crop(val, TIGHT_CROP), image_size),
-                  grey_t + grey_v, bad_t + bad_v)
+        unreadable = len(bad)
+        train = decode(train_files if with_train else [])
+        if with_train and len(train) == 0:
+            raise DataError(f"{root}: no colour photos left for training ({len(train_files)} found, "
+                            f"{len(bad) - unreadable} unreadable, the rest grey)")
+        trains.append(train)
+        vals.append(torch.from_numpy(np.array(decode(val_files))))  # a writable copy of the map
+    several = len(vals) > 1
+    scenes = torch.cat([resize_u8(v, image_size) for v in vals[1:]]) if several else None
+    return Splits(_stacked(trains), resize_u8(vals[0], image_size),
+                  resize_u8(centre_crop(vals[0], TIGHT_CROP), image_size), grey, bad,
+                  [len(t) for t in trains] if several else None, scenes)
+
+
+def _stacked(arrays: list[np.ndarray]) -> torch.Tensor:
+    """The sources' training photos in one tensor, copied straight into it (no second full copy)."""
+    out = torch.empty((sum(len(a) for a in arrays), *arrays[0].shape[1:]), dtype=torch.uint8)
+    start = 0
+    for array in arrays:
+        out[start:start + len(array)].numpy()[:] = array
+        start += len(array)
+    return out
 
 
 def centre_crop(images: torch.Tensor, fraction: float) -> torch.Tensor:
@@ -273,14 +334,43 @@ def training_batch(images: torch.Tensor, picks: torch.Tensor, size: int, seed: i
     return Batch(rgb, l_norm, ab, l_input, simulate_clicks(ab, rng) if hints else None)
 
 
+@functools.lru_cache(maxsize=8)
+def _source_order(n: int, epoch: int, seed: int) -> torch.Tensor:
+    return epoch_order(n, epoch, seed)
+
+
+def mixed_picks(counts: list[int], shares: list[float], step: int, batch: int, seed: int) -> torch.Tensor:
+    """The photos of `step`'s batch of `batch` when source s (counts[s] photos, stacked in order)
+    gives shares[s] of every batch. Up to step t source s has given exactly
+    floor(t B W_s) - floor(t B W_{s-1}) photos (W: the cumulative shares), so its share is exact
+    to a photo a step, each source walks its own shuffled epochs, and all of it is a function of
+    (seed, step): a resumed run replays it."""
+    bounds = [0.0, *(sum(shares[:i + 1]) for i in range(len(shares) - 1)), 1.0]
+
+    def given(t: int, s: int) -> int:  # photos source s has given before step t
+        return math.floor(t * batch * bounds[s + 1]) - math.floor(t * batch * bounds[s])
+
+    picks, offset = [], 0
+    for s, n in enumerate(counts):
+        for p in range(given(step, s), given(step + 1, s)):
+            epoch, index = divmod(p, n)
+            picks.append(offset + int(_source_order(n, epoch, seed * 31 + s)[index]))
+        offset += n
+    return torch.tensor(picks, dtype=torch.long)
+
+
 class BatchStream:
     """The training batches of one process, by step: each is made in a thread of its own while
-    the step before it trains (cropping, old prints and clicks cost about 5% of a CPU step)."""
+    the step before it trains (cropping, old prints and clicks cost about 5% of a CPU step).
+    `counts` and `shares`: the photos of each source (stacked in order) and each one's share of a
+    batch (--data-weights); None: the photos are one pool, shuffled an epoch at a time."""
 
     def __init__(self, images: torch.Tensor, config: TrainConfig, steps_per_epoch: int, rank: int,
-                 world_size: int, device: torch.device):
+                 world_size: int, device: torch.device, counts: list[int] | None = None,
+                 shares: list[float] | None = None):
         self.images, self.config, self.device = images, config, device
         self.steps_per_epoch, self.rank, self.world_size = steps_per_epoch, rank, world_size
+        self.counts, self.shares = counts, shares
         self.pool = ThreadPoolExecutor(max_workers=1)
         self.next: tuple[int, Future] | None = None
 
@@ -288,7 +378,11 @@ class BatchStream:
         c, per_rank = self.config, self.config.batch_size
         epoch, index = divmod(step, self.steps_per_epoch)
         first = (index * self.world_size + self.rank) * per_rank
-        picks = epoch_order(len(self.images), epoch, c.seed)[first:first + per_rank]
+        if self.shares:  # every rank draws the whole step's batch and keeps its part
+            picks = mixed_picks(self.counts, self.shares, step, per_rank * self.world_size, c.seed)
+            picks = picks[self.rank * per_rank:(self.rank + 1) * per_rank]
+        else:
+            picks = epoch_order(len(self.images), epoch, c.seed)[first:first + per_rank]
         return training_batch(self.images, picks, c.image_size, c.seed, step, c.min_crop, c.old_prints,
                               c.hints, self.device)
 

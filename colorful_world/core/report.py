@@ -76,7 +76,7 @@ def plot_metrics(metrics_path: Path, out_path: Path) -> None:
                               ("validation ab L1 (lower is better)", "validation PSNR, dB",
                                "colourfulness / truth's (1 = as colourful)")):
         for prefix, label in (("", "whole photos"), ("crop_", "tight crops"), ("old_", "old prints"),
-                              ("hints10_", "whole, 10 hints")):
+                              ("hints10_", "whole, 10 hints"), ("scenes_", "scenes")):
             points = [(r["step"], r[prefix + key]) for r in val if prefix + key in r]
             if points:
                 ax.plot(*zip(*points), marker="o", label=label)

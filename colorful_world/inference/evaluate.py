@@ -16,10 +16,12 @@ from colorful_world.nets.predict import hints_for_gain, predict_ab
 from colorful_world.core.report import save_samples
 
 
-FRAMINGS = ("whole", "crop", "old")  # old: the whole photos as old prints, colour scored alone
+# old: the whole photos as old prints, colour scored alone; scenes: the held-out photos of every
+# --data source after the first (with one source, its own)
+FRAMINGS = ("whole", "crop", "old", "scenes")
 
 
-def _model_and_splits(checkpoint, data: str, cache_dir, progress: bool, size: int | None,
+def _model_and_splits(checkpoint, data: str | list[str], cache_dir, progress: bool, size: int | None,
                       with_train: bool | None = None):
     """(generator on the device, its config, the splits it was trained with, the runtime). The
     training photos are decoded when asked, or (None) when the config lacks their mean colour."""
@@ -33,7 +35,7 @@ def _model_and_splits(checkpoint, data: str, cache_dir, progress: bool, size: in
     return generator, config, splits, runtime
 
 
-def _predictors(checkpoint, data: str, cache_dir, progress: bool, size: int | None, chroma_gain: float | None = None):
+def _predictors(checkpoint, data: str | list[str], cache_dir, progress: bool, size: int | None, chroma_gain: float | None = None):
     """(the model and both baselines as L -> ab predictors, the validation splits, the device).
     The model's colour is scaled by `chroma_gain`, default its own (as `Colorizer` does)."""
     generator, config, splits, runtime = _model_and_splits(checkpoint, data, cache_dir, progress, size)
@@ -68,14 +70,15 @@ def calibrate_chroma(checkpoint, data: str, cache_dir=None, photos: int = 2000, 
     return truth / predicted
 
 
-def evaluate(checkpoint: str | Path | None, data: str, cache_dir: str | Path | None = None,
+def evaluate(checkpoint: str | Path | None, data: str | list[str], cache_dir: str | Path | None = None,
              progress: bool = True, size: int | None = None, framing: str = "whole",
              chroma_gain: float | None = None, hints: int = 0) -> dict[str, dict[str, float]]:
     """Score on the validation split the model was trained with (same seed, same people held out),
     at `size` px (default: the model's own; otherwise it colorizes at its own size and its colour
     is resized, as `colorize` does for any photo). `framing`: the whole photos, or their tight
     central crops ("crop", the central half of the side: on LFW, the face), or the whole photos
-    made to look like old prints ("old": a fixed draw; the colour is scored on the clean L).
+    made to look like old prints ("old": a fixed draw; the colour is scored on the clean L), or
+    ("scenes") the held-out photos of the sources after the first, when `data` names several.
     `hints`: that many clicks per photo, sampled from the truth (the same for every model).
 
     Baselines: 'grey' predicts no colour at all; 'mean_colour' paints every pixel with the
@@ -87,10 +90,11 @@ def evaluate(checkpoint: str | Path | None, data: str, cache_dir: str | Path | N
     if not isinstance(hints, int) or not 0 <= hints <= MAX_HINTS:
         raise ConfigError(f"hints must be a whole number from 0 to {MAX_HINTS}, got {hints!r}")
     predictors, splits, device = _predictors(checkpoint, data, cache_dir, progress, size, chroma_gain)
-    photos = splits.val_crop if framing == "crop" else splits.val
+    photos = {"crop": splits.val_crop, "scenes": splits.val_scenes}.get(framing)
+    photos = splits.val if photos is None else photos
     results = {name: score(predict, photos, device, old_print=framing == "old", hints=hints)
                for name, predict in predictors.items()}
-    results["model"]["photos"] = len(photos)
+    results["model"] |= {"photos": len(photos), "size": photos.shape[-1]}
     return results
 
 

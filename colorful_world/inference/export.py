@@ -12,7 +12,8 @@ from colorful_world.core.config import CHROMA_GAIN_MAX, check_chroma_gain
 from colorful_world.io.errors import ConfigError
 
 # Where each framing of `evaluate` goes in a model's provenance (see `colorful-world info`).
-VALIDATION_KEYS = {"whole": "validation", "crop": "validation_tight_crops", "old": "validation_old_prints"}
+VALIDATION_KEYS = {"whole": "validation", "crop": "validation_tight_crops", "old": "validation_old_prints",
+                   "scenes": "validation_scenes"}
 HINTS_KEY = "validation_hints"  # {hints per photo: figures}, whole photos, for a model that takes hints
 HINT_COUNTS = (1, 5, 10)
 
@@ -29,12 +30,13 @@ def parse_chroma_gain(value: float | str | None) -> float | str | None:
                           f"not {value!r}") from None
 
 
-def validation_figures(checkpoint: str | Path | None, data: str, cache_dir: str | Path | None = None, *,
+def validation_figures(checkpoint: str | Path | None, data: str | list[str], cache_dir: str | Path | None = None, *,
                        chroma_gain: float | None = None, hints_table: bool = False,
                        progress: bool = True) -> dict:
     """A model's figures on the held-out photos of `data`, as its provenance keeps them: every
-    framing (VALIDATION_KEYS), and with `hints_table`, for a model that takes hints, the whole
+    framing (VALIDATION_KEYS; scenes where `data` names several sources), and with `hints_table`, for a model that takes hints, the whole
     photos with each of HINT_COUNTS hints (HINTS_KEY: {count: figures})."""
+    from colorful_world.core.data import data_sources
     from colorful_world.inference.evaluate import evaluate
     from colorful_world.nets.model_file import load_model
 
@@ -42,7 +44,8 @@ def validation_figures(checkpoint: str | Path | None, data: str, cache_dir: str 
         return evaluate(checkpoint, data, cache_dir, progress=progress, framing=framing,
                         chroma_gain=chroma_gain, hints=hints)
 
-    figures = {key: scored(framing) for framing, key in VALIDATION_KEYS.items()}
+    framings = [f for f in VALIDATION_KEYS if f != "scenes" or len(data_sources(data)) > 1]
+    figures = {VALIDATION_KEYS[framing]: scored(framing) for framing in framings}
     if hints_table and load_model(checkpoint)[1].get("hints"):
         figures[HINTS_KEY] = {count: scored(hints=count) for count in HINT_COUNTS}
     return figures

@@ -26,7 +26,7 @@ DEFAULT_RUN = "faces"
 # the loss, so that a trained run can be fine-tuned; where the photos now are, how often to
 # save); every other setting must match the run's own.
 CONTINUABLE = frozenset({"epochs", "l1_epochs", "max_minutes", "lr_decay_epochs", "save_every", "keep_checkpoints",
-                         "log_every", "data", "cache_dir", "data_on_device", "export_fp16", "encoder_weights",
+                         "log_every", "data", "data_weights", "cache_dir", "data_on_device", "export_fp16", "encoder_weights",
                          "pixel_loss", "chroma_weight", "old_prints", "hint_lr"})
 
 

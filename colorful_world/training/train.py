@@ -20,7 +20,7 @@ from tqdm.auto import tqdm
 from colorful_world.core import runtime as rt
 from colorful_world.nets.checkpoint import checkpoint_path, prune_checkpoints, save_checkpoint
 from colorful_world.core.color import chroma_deficit, model_to_rgb
-from colorful_world.core.config import MODEL_FORMAT, TrainConfig
+from colorful_world.core.config import MODEL_FORMAT, TrainConfig, data_shares
 from colorful_world.core.data import Batch, BatchStream, DataError, Splits, load_splits
 from colorful_world.core.metrics import mean_ab, score
 from colorful_world.nets.models import count_parameters
@@ -188,7 +188,8 @@ def _train(config: TrainConfig, saved: dict | None, resumed_from: Path | None, r
     train_network_modes(state.G, config), D.train()
     # --data-on-device: the uint8 cache lives on the GPU (a quarter of float32), crops happen there.
     images = splits.train.to(runtime.device) if config.data_on_device else splits.train
-    batches = BatchStream(images, config, steps_per_epoch, runtime.rank, runtime.world_size, runtime.device)
+    batches = BatchStream(images, config, steps_per_epoch, runtime.rank, runtime.world_size, runtime.device,
+                          splits.counts(), data_shares(config.data_weights, config.sources()))
     with rt.GracefulStop(enabled=not runtime.distributed) as stop, contextlib.closing(batches), \
             tqdm(total=total, initial=state.step, desc="training", dynamic_ncols=True,
                  disable=not (progress and runtime.is_main)) as bar:
@@ -236,7 +237,9 @@ def _load_data(config: TrainConfig, runtime: rt.Runtime, progress: bool, say) ->
                          progress and runtime.is_main)
     if runtime.is_main:
         rt.barrier(runtime)
-    say(f"data: {len(splits.train)} training and {len(splits.val)} validation photos; "
+    scenes = f" (+{len(splits.val_scenes)} of the other sources, the scenes framing)" if splits.train_counts else ""
+    per_source = f", {' + '.join(map(str, splits.train_counts))} by source" if splits.train_counts else ""
+    say(f"data: {len(splits.train)} training{per_source} and {len(splits.val)} validation photos{scenes}; "
         f"{splits.dropped_grey} near-grey dropped, {len(splits.bad)} unreadable skipped")
     for line in splits.bad:
         say(f"  skipped {line}")
@@ -251,6 +254,8 @@ def _open_metrics(out: Path, splits: Splits, runtime: rt.Runtime, new_run: bool,
     metrics = MetricsLog(out / METRICS, None if new_run else step, on_record)
     if new_run:
         metrics.write({"kind": "data", "step": 0, "train": len(splits.train), "val": len(splits.val),
+                       "train_by_source": splits.counts(),
+                       "val_scenes": 0 if splits.val_scenes is None else len(splits.val_scenes),
                        "dropped_grey": splits.dropped_grey, "unreadable": splits.bad})
     metrics.write({"kind": "precision", "step": step, "device": str(runtime.device),
                    "amp_dtype": str(runtime.amp_dtype).replace("torch.", "") if runtime.amp_dtype else "float32",
@@ -324,8 +329,9 @@ class StepLog:
 def validate(ema, splits, runtime: rt.Runtime, out: Path, epoch: int, step: int, metrics: MetricsLog,
              gain: float = 1.0) -> dict:
     """Score the EMA generator, its colour scaled by `gain`, on the validation photos, whole,
-    tightly cropped (figures prefixed crop_), as old prints (old_) and, for a model with hints,
-    with VAL_HINTS clicks; write a sample grid and the plot."""
+    tightly cropped (figures prefixed crop_), as old prints (old_), for a model with hints with
+    VAL_HINTS clicks, and with several sources on the other sources' photos (scenes_); write a
+    sample grid and the plot."""
     def predict(l_norm, hints=None):  # at the photos' own size, which is the training size: no resizing
         return predict_ab(ema, l_norm, l_norm.shape[-1], runtime, hints_for_gain(hints, gain)) * gain
 
@@ -335,12 +341,20 @@ def validate(ema, splits, runtime: rt.Runtime, out: Path, epoch: int, step: int,
     if getattr(ema, "hints", False):
         figures |= {f"hints{VAL_HINTS}_{k}": v
                     for k, v in score(predict, splits.val, runtime.device, hints=VAL_HINTS).items()}
+    shown_photos = [splits.val, splits.val_crop]
+    if splits.val_scenes is not None and len(splits.val_scenes):
+        figures |= {f"scenes_{k}": v for k, v in score(predict, splits.val_scenes, runtime.device).items()}
+        shown_photos.append(splits.val_scenes)
     samples = out / "samples" / f"epoch_{epoch + 1:03d}.png"
-    spread = torch.linspace(0, len(splits.val) - 1, min(4, len(splits.val))).long()  # different people
-    save_samples(predict, torch.cat([splits.val[spread], splits.val_crop[spread]]), runtime.device, samples)
+    save_samples(predict, torch.cat([_spread(photos, 4) for photos in shown_photos]), runtime.device, samples)
     metrics.write({"kind": "val", "step": step, "epoch": epoch, **figures, "samples": str(samples)})
     plot_metrics(out / METRICS, out / "metrics.png")
     shown = ("psnr", "delta_e2000", "colourfulness_ratio")
-    framings = [p for p in ("", "crop_", "old_", f"hints{VAL_HINTS}_") if p + "psnr" in figures]
+    framings = [p for p in ("", "crop_", "old_", f"hints{VAL_HINTS}_", "scenes_") if p + "psnr" in figures]
     tqdm.write(f"epoch {epoch + 1}: " + ", ".join(f"{p}{k} {figures[p + k]:.3f}" for p in framings for k in shown))
     return figures
+
+
+def _spread(photos: torch.Tensor, count: int) -> torch.Tensor:
+    """`count` photos from across a set (on LFW, of different people)."""
+    return photos[torch.linspace(0, len(photos) - 1, min(count, len(photos))).long()]
