@@ -5,6 +5,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 pytestmark = pytest.mark.slow  # each benchmark in a subprocess: left out of the quick subset
@@ -73,3 +74,21 @@ def test_hints_benchmark_times_a_click_on_both_backends(hinted_model):
     assert figures["hints"] == 5
     for backend in ("torch", "onnx"):
         assert 0 < figures[f"{backend}_click_to_png_ms"] < figures[f"{backend}_first_photo_ms"] * 10
+
+
+def test_hint_locality_benchmark_measures_inside_outside_and_skips_photos_without_a_region(hinted_model, tmp_path):
+    from PIL import Image
+    from synthetic import write_synthetic_photos
+    photos, maps = tmp_path / "photos", tmp_path / "maps"
+    maps.mkdir()
+    for i, photo in enumerate(write_synthetic_photos(photos, 3, size=96, seed=7)):
+        regions = np.zeros((96, 96), np.uint8)
+        if i < 2:  # a 40 x 40 square: 17% of the photo; the third photo is one region, too big to hint
+            regions[20:60, 30:70] = 1
+        Image.fromarray(regions).save(maps / photo.name)
+    figures = run_benchmark("hint_locality.py", "--checkpoint", str(hinted_model), "--photos", str(photos),
+                            "--segments", str(maps), "--no-progress")
+    assert (figures["photos"], figures["skipped"]) == (2, 1)
+    assert figures["inside_change"] > 0 and figures["outside_change"] >= 0
+    assert figures["leak"] == pytest.approx(figures["outside_change"] / figures["inside_change"], abs=1e-2)
+    assert 0 < figures["distance_after_over_before"] < 1  # the hinted pixels at least take the hint
