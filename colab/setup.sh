@@ -36,14 +36,20 @@ clone_or_pull() {
 
 # Requirements are lower bounds, and the installed torch/torchvision are pinned as constraints,
 # so pip never swaps Colab's CUDA build for another one.
+# pip's output is kept and shown when it fails: its reason (a conflict, no network) is in it.
 install() {
-    local pins
+    local pins log
     pins="$(mktemp)"
-    python3 -c 'import torch, torchvision; print(f"torch=={torch.__version__}\ntorchvision=={torchvision.__version__}")' \
-        >"$pins" 2>/dev/null || : >"$pins"
-    python3 -m pip install -q -r "$COLORFUL_WORLD_HOME/requirements.txt" -c "$pins"
-    python3 -m pip install -q --no-deps -e "$COLORFUL_WORLD_HOME"
-    rm -f "$pins"
+    log="$(mktemp)"
+    python3 "$COLORFUL_WORLD_HOME/colab/installed_pins.py" >"$pins"
+    if ! python3 -m pip install --progress-bar off -r "$COLORFUL_WORLD_HOME/requirements.txt" -c "$pins" >"$log" 2>&1 \
+        || ! python3 -m pip install --progress-bar off --no-deps -e "$COLORFUL_WORLD_HOME" >>"$log" 2>&1; then
+        tail -n 30 "$log" >&2
+        echo "setup: installing the requirements failed (pip's last lines above; constraints: $(tr '\n' ' ' <"$pins"))" >&2
+        rm -f "$pins" "$log"
+        exit 1
+    fi
+    rm -f "$pins" "$log"
 }
 
 COLORFUL_WORLD_HOME="$(checkout)"
