@@ -12,7 +12,8 @@ from skimage import color as skcolor
 from skimage import data as skdata
 
 from colorful_world import Colorizer
-from colorful_world.nets.model_file import BUNDLED_MODEL, load_model
+from colorful_world.nets.model_file import load_model
+from colorful_world.nets.model_record import BUNDLED_MODEL
 from colorful_world.core.color import colourfulness
 from colorful_world.core.config import MODEL_FORMAT
 from colorful_world.core.old_print import Damage, damage

@@ -4,6 +4,7 @@ clean virtual environment holding only what pyproject.toml's dependencies name a
 need in turn, each distribution's files linked from this environment as `pip install --no-deps`
 would have put them (nothing is downloaded), then used."""
 
+import json
 import os
 import re
 import subprocess
@@ -116,3 +117,18 @@ def test_the_light_install_colorizes_with_the_bundled_model_and_no_torch(light_e
     served = run(light_env, "-c", "from colorful_world.apps.server import BACKENDS; "
                  "print(type(BACKENDS['auto'](None).network).__name__)", cwd=tmp_path)
     assert served.returncode == 0 and served.stdout.split() == ["OnnxGenerator"], served.stderr[-2000:]
+
+
+def test_info_reads_every_model_file_on_the_light_install(light_env, tmp_path):
+    """`colorful-world info`, a light-install command in the README: the bundled model, its
+    .onnx and --json, without torch; a training checkpoint says what it needs, in one sentence."""
+    from colorful_world.inference.onnx_backend import BUNDLED_ONNX
+    for args in ([], [str(BUNDLED_ONNX)]):
+        shown = run(light_env, "-m", "colorful_world", "info", *args, cwd=tmp_path)
+        assert shown.returncode == 0, shown.stderr[-2000:]
+        assert "works at 128 px" in shown.stdout and "figures on the held-out photos" in shown.stdout
+    record = run(light_env, "-m", "colorful_world", "info", "--json", cwd=tmp_path)
+    assert record.returncode == 0 and json.loads(record.stdout)["config"]["hints"] is True, record.stderr[-2000:]
+    (tmp_path / "step_000000001.pt").write_bytes(b"PK\x03\x04")
+    checkpoint = run(light_env, "-m", "colorful_world", "info", "step_000000001.pt", cwd=tmp_path)
+    assert checkpoint.returncode == 2 and "needs torch" in checkpoint.stderr and "Traceback" not in checkpoint.stderr

@@ -18,7 +18,7 @@ from skimage import data as skdata
 
 from colorful_world import Colorizer
 from colorful_world.apps.http_limits import lambda_limits
-from colorful_world.nets.model_file import BUNDLED_MODEL
+from colorful_world.nets.model_record import BUNDLED_MODEL
 from test_server import multipart
 
 HANDLER = Path(__file__).parent.parent / "deploy" / "lambda_handler.py"

@@ -32,7 +32,7 @@ from colorful_world.core.config import ModelConfig
 from colorful_world.inference import onnx_backend
 from colorful_world.io import paths
 from colorful_world.io.errors import CheckpointError
-from colorful_world.nets import model_file
+from colorful_world.nets import model_record
 from colorful_world.nets.model_file import export_generator
 from colorful_world.nets.models import build_generator
 from colorful_world.training.run_folder import find_model
@@ -463,7 +463,7 @@ def test_the_bundled_model_runs_on_onnx_runtime_and_the_app_imports_no_torch():
 
 
 def test_without_a_model_the_app_says_why(monkeypatch, tmp_path):
-    monkeypatch.setattr(model_file, "BUNDLED_MODEL", tmp_path / "absent.safetensors")
+    monkeypatch.setattr(model_record, "BUNDLED_MODEL", tmp_path / "absent.safetensors")
     monkeypatch.setattr(onnx_backend, "BUNDLED_ONNX", tmp_path / "absent.onnx")
     app = colorize_widget(None)
     assert_error(app, "no bundled one", "train.ipynb")

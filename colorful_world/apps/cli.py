@@ -196,8 +196,8 @@ def describe_model(path, config: dict, provenance: dict) -> str:
 
 
 def _info(args) -> int:
-    from colorful_world.nets.model_file import load_model, model_path
-    _, config, provenance = load_model(args.checkpoint)
+    from colorful_world.nets.model_record import model_path, read_record
+    config, provenance = read_record(args.checkpoint)
     if args.json:
         print(json.dumps({"model": str(model_path(args.checkpoint)), "provenance": provenance, "config": config},
                          indent=2))

@@ -54,7 +54,7 @@ def validation_figures(checkpoint: str | Path | None, data: str | list[str], cac
 def _provenance(checkpoint: str | Path | None, config: dict, saved: dict) -> dict:
     """An exported model's own record, carried over as it is; a training checkpoint's from its
     run folder (the figures of its own step, the data, the schedule), dated by the file."""
-    from colorful_world.nets.model_file import model_path
+    from colorful_world.nets.model_record import model_path
 
     path = model_path(checkpoint)
     if path.suffix == ".safetensors" and saved:

@@ -17,7 +17,7 @@ from colorful_world.io.atomic import write_bytes
 from colorful_world.io.errors import CheckpointError
 from colorful_world.io.paths import user_cache_dir
 
-# The bundled model (model_file.BUNDLED_MODEL) exported as ONNX, so that a server on ONNX Runtime
+# The bundled model (model_record.BUNDLED_MODEL) exported as ONNX, so that a server on ONNX Runtime
 # needs neither torch nor a conversion; tests/test_bundled_model.py holds the two to 1/255.
 BUNDLED_ONNX = Path(__file__).parents[1] / "weights" / "faces.onnx"
 
@@ -88,7 +88,7 @@ def load_onnx_generator(path: str | Path | None) -> tuple[OnnxGenerator, dict]:
         if not source.is_file():
             raise CheckpointError(f"{source}: no such model file")
     else:
-        from colorful_world.nets.model_file import model_path
+        from colorful_world.nets.model_record import model_path
         source = model_path(path)
         digest = hashlib.sha256(source.read_bytes()).hexdigest()[:16]
         cached = user_cache_dir() / "onnx" / f"{source.stem}-{digest}.onnx"

@@ -10,11 +10,11 @@ from safetensors.torch import load_file, save
 
 from colorful_world.io.atomic import write_bytes
 from colorful_world.nets.checkpoint import CheckpointError, load_checkpoint
+from colorful_world.nets.model_record import model_path
 from colorful_world.core.config import ModelConfig
 from colorful_world.nets.models import build_generator
 
 EXPORT_NAME = "generator.safetensors"
-BUNDLED_MODEL = Path(__file__).parents[1] / "weights" / "faces.safetensors"
 
 
 def export_generator(state_dict: dict, config: dict, path: Path, fp16: bool = False,
@@ -28,15 +28,6 @@ def export_generator(state_dict: dict, config: dict, path: Path, fp16: bool = Fa
     # whose own temporary file a killed export would leave in the run folder for good.
     data = save(tensors, metadata={"config": json.dumps(config), "provenance": json.dumps(provenance or {})})
     write_bytes(path, data)  # readable as any file the user writes (a serving user, say), not 0600
-
-
-def model_path(path: str | Path | None) -> Path:
-    """The model file to use: the one given, or the face model that ships with the package."""
-    if path is not None:
-        return Path(path)
-    if not BUNDLED_MODEL.exists():
-        raise CheckpointError(f"no model was given and this install has no bundled one at {BUNDLED_MODEL}")
-    return BUNDLED_MODEL
 
 
 def load_model(path: str | Path | None) -> tuple[dict, dict, dict]:
