@@ -400,3 +400,12 @@ def test_colorize_hint_and_hints_file_move_the_colour_at_the_hint(tmp_path, back
         ab[name] = lab[195:206, 195:206, 1:].mean(axis=(0, 1))
     assert np.allclose(ab["hint"], ab["file"], atol=1)
     assert ab["hint"][1] < ab["none"][1] - 15  # the blue hint pulls b (yellow-blue) towards blue
+
+
+def test_export_onnx_without_the_onnx_extra_names_the_extra(tmp_path, tiny_model):
+    """After the README's `pip install -e ".[train]"` alone: one sentence naming the extra, exit 2."""
+    code = ("import sys; sys.modules['onnx'] = None; from colorful_world.apps.cli import main; "
+            f"sys.exit(main(['export', {str(tiny_model)!r}, '--onnx', '-o', {str(tmp_path / 'm.onnx')!r}]))")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert _one_sentence(result) and "pip install 'colorful-world[train,onnx]'" in result.stderr, result.stderr
+    assert not (tmp_path / "m.onnx").exists()

@@ -14,7 +14,7 @@ import numpy as np
 
 from colorful_world.core.config import ModelConfig
 from colorful_world.io.atomic import write_bytes
-from colorful_world.io.errors import CheckpointError
+from colorful_world.io.errors import CheckpointError, UserError
 from colorful_world.io.paths import user_cache_dir
 
 # The bundled model (model_record.BUNDLED_MODEL) exported as ONNX, so that a server on ONNX Runtime
@@ -50,8 +50,11 @@ def export_onnx(checkpoint: str | Path | None, path: Path, provenance: dict | No
                 config_changes: dict | None = None) -> None:
     """A model or checkpoint -> .onnx with its config (with `config_changes`) and provenance in
     the file's metadata."""
-    import onnx
-    import torch
+    try:
+        import onnx
+        import torch
+    except ImportError as err:
+        raise UserError(f"writing an ONNX model needs {err.name}: pip install 'colorful-world[train,onnx]'") from None
 
     from colorful_world.nets.model_file import load_generator
 
