@@ -409,3 +409,23 @@ def test_export_onnx_without_the_onnx_extra_names_the_extra(tmp_path, tiny_model
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert _one_sentence(result) and "pip install 'colorful-world[train,onnx]'" in result.stderr, result.stderr
     assert not (tmp_path / "m.onnx").exists()
+
+
+def test_train_on_lfw_offline_names_train_s_own_way_out(tmp_path, monkeypatch, capsys):
+    """The downloader's alternatives are its own flags; train has --data, not --archive."""
+    import functools
+
+    import requests
+
+    from colorful_world.apps.cli import main
+    from colorful_world.io import download
+
+    def offline(*args, **kwargs):
+        raise requests.ConnectionError("no route to host")
+
+    monkeypatch.setattr(download, "_fetch", offline)
+    monkeypatch.setattr(download, "prepare_lfw",
+                        functools.partial(download.prepare_lfw, dest=tmp_path / "lfw", backoff_s=0.0))
+    assert main(["train", "--data", "lfw", "--out", str(tmp_path / "run")]) == 2
+    err = capsys.readouterr().err
+    assert "Could not make LFW ready" in err and "Alternatives: --data PATH" in err and "--archive" not in err

@@ -58,7 +58,8 @@ def resolve_data(data: str, cache_dir: Path) -> Path:
     """--data as given -> a folder of photos: 'lfw' (downloaded), an archive, or a folder."""
     if data == "lfw":
         from colorful_world.io.download import prepare_lfw  # network code only when asked for
-        return prepare_lfw()
+        return prepare_lfw(alternatives="--data PATH, LFW's archive (.tgz/.zip) or its extracted folder, on "
+                                        "this machine; or colorful-world download-lfw --url URL first")
     path = Path(data).expanduser()
     if not path.exists():
         raise DataError(f"{path}: no such folder or archive")

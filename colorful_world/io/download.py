@@ -89,6 +89,8 @@ def prepare_lfw(
     *,
     tries: int = 4,
     backoff_s: float = 1.0,
+    alternatives: str = "--archive PATH (a local .tgz/.zip, or an extracted folder), --url URL [--sha256 HEX], "
+                        "--gdrive-id ID_OR_LINK (the same keywords of prepare_lfw in Python)",
 ) -> Path:
     """Make LFW ready and return its image folder (the one holding `<Person>/<Person>_0001.jpg`).
 
@@ -123,7 +125,7 @@ def prepare_lfw(
             return _prepare(source, dest, cache_dir, progress, tries, backoff_s)
         except _SOURCE_FAILURES as e:
             failures.append(f"{source.label}: {e}")
-    raise DownloadError(_failure_message(dest, failures))
+    raise DownloadError(_failure_message(dest, failures, alternatives))
 
 
 def default_dirs(
@@ -420,11 +422,6 @@ def _is_person_dir(folder: Path) -> bool:
     return any((folder / f"{folder.name}_0001{suffix}").is_file() for suffix in IMAGE_SUFFIXES)
 
 
-def _failure_message(dest: Path, failures: list[str]) -> str:
+def _failure_message(dest: Path, failures: list[str], alternatives: str) -> str:
     tried = "\n".join(f"  - {failure}" for failure in failures)
-    return (
-        f"Could not make LFW ready in {dest}. Tried:\n{tried}\n"
-        "Alternatives: --archive PATH (a local .tgz/.zip, or an extracted folder), "
-        "--url URL [--sha256 HEX], --gdrive-id ID_OR_LINK "
-        "(the same keywords of prepare_lfw in Python)."
-    )
+    return f"Could not make LFW ready in {dest}. Tried:\n{tried}\nAlternatives: {alternatives}."
