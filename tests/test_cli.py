@@ -429,3 +429,19 @@ def test_train_on_lfw_offline_names_train_s_own_way_out(tmp_path, monkeypatch, c
     assert main(["train", "--data", "lfw", "--out", str(tmp_path / "run")]) == 2
     err = capsys.readouterr().err
     assert "Could not make LFW ready" in err and "Alternatives: --data PATH" in err and "--archive" not in err
+
+
+def test_training_shows_its_validation_and_the_time_limit_and_info_does_not_claim_the_epochs(
+        tmp_path, synthetic_folder, capsys):
+    from colorful_world.apps.cli import main
+    run = tmp_path / "run"
+    assert main(["train", "--data", str(synthetic_folder), "--arch", "unet", "--image-size", "32",
+                 "--base-channels", "8", "--batch-size", "32", "--epochs", "1", "--max-minutes", "30",
+                 "--out", str(run), "--cache-dir", str(tmp_path / "cache")]) == 0
+    captured = capsys.readouterr()
+    for framing in ("whole", "tight crops", "old prints"):  # each framing's bar, not minutes of silence
+        assert f"validating: {framing}" in captured.err, framing
+    assert "stops_in=30min" in captured.err  # the bar says when --max-minutes ends it
+    assert "validation at step 5 (epoch 1): psnr" in captured.err + captured.out
+    assert main(["info", str(run / "generator.safetensors")]) == 0
+    assert "5 steps, the run set for 1 epochs" in capsys.readouterr().out

@@ -167,7 +167,7 @@ def describe_model(path, config: dict, provenance: dict) -> str:
     colour = f"chroma gain {config.get('chroma_gain', 1.0):g}; colour hints: {'yes' if config.get('hints') else 'no'}"
     steps = provenance.get("steps", provenance.get("step"))
     trained = [f"{steps:,} steps" if isinstance(steps, int) else "",
-               f"{config['epochs']} epochs" if config.get("epochs") else "",
+               f"the run set for {config['epochs']} epochs" if config.get("epochs") else "",
                f"photos: {provenance.get('data') or config.get('data') or 'not recorded'}"]
     date = str(provenance.get("date", ""))[:10]
     lines = [line("model", str(path)), line("network", network), line("colour", colour),

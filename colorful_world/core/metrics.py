@@ -4,6 +4,7 @@ from collections.abc import Callable
 
 import kornia.metrics
 import torch
+from tqdm.auto import tqdm
 
 from colorful_world.core.simulated_clicks import scoring_clicks
 from colorful_world.core.color import colourfulness, delta_e2000, model_to_rgb, rgb_to_lab, rgb_to_model
@@ -30,7 +31,7 @@ def image_figures(out: torch.Tensor, truth: torch.Tensor) -> dict[str, torch.Ten
 
 @torch.no_grad()
 def score(predict_ab: Callable[..., torch.Tensor], images: torch.Tensor, device: torch.device,
-          batch_size: int = 32, old_print: bool = False, hints: int = 0) -> dict[str, float]:
+          batch_size: int = 32, old_print: bool = False, hints: int = 0, progress: str = "") -> dict[str, float]:
     """Score a predictor (L, hints) -> ab on uint8 photos (N, 3, H, W) against their true colours.
 
     old_print: the predictor sees each photo's L as an old print (a fixed draw, the same for
@@ -40,9 +41,11 @@ def score(predict_ab: Callable[..., torch.Tensor], images: torch.Tensor, device:
     ab_l1: mean |ab error| in CIELAB units. psnr (dB), ssim and delta_e2000 (CIEDE2000) of the
     recombined RGB photo. colourfulness_ratio: how colourful the results are next to the truth
     (1.0 = as colourful; a model that paints one safe skin tone scores 0.3 to 0.55).
+    `progress`: a progress bar's label (none without one).
     """
     sums: dict[str, float] = {}
-    for start in range(0, len(images), batch_size):
+    for start in tqdm(range(0, len(images), batch_size), desc=progress, unit="batch", leave=False,
+                      disable=not progress):
         rgb = images[start:start + batch_size].to(device).float() / 255
         l_norm, ab_true = rgb_to_model(rgb)
         l_input = old_print_framing(l_norm, first_index=start) if old_print else l_norm

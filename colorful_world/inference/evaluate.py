@@ -92,7 +92,8 @@ def evaluate(checkpoint: str | Path | None, data: str | list[str], cache_dir: st
     predictors, splits, device = _predictors(checkpoint, data, cache_dir, progress, size, chroma_gain)
     photos = {"crop": splits.val_crop, "scenes": splits.val_scenes}.get(framing)
     photos = splits.val if photos is None else photos
-    results = {name: score(predict, photos, device, old_print=framing == "old", hints=hints)
+    results = {name: score(predict, photos, device, old_print=framing == "old", hints=hints,
+                           progress=f"scoring {name.replace('_', ' ')}" if progress else "")
                for name, predict in predictors.items()}
     results["model"] |= {"photos": len(photos), "size": photos.shape[-1]}
     return results

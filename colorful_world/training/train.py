@@ -204,21 +204,22 @@ def _train(config: TrainConfig, saved: dict | None, resumed_from: Path | None, r
             if log.stepped(logs, state.step, epoch, gan_phase, config.log_every, out):  # G moved: so does its average
                 update_ema(state.ema, state.G, min(config.ema_decay, (1 + state.step) / (10 + state.step)))
             bar.update(1)
-            bar.set_postfix(phase="gan" if gan_phase else "l1", **{k: f"{v:.3f}" for k, v in logs.items()})
+            bar.set_postfix(phase="gan" if gan_phase else "l1", **clock.left(), **{k: f"{v:.3f}" for k, v in logs.items()})
             if state.step % steps_per_epoch == 0:
                 if runtime.is_main:
-                    validate(state.ema, splits, runtime, out, epoch, state.step, log.metrics, gain)
+                    validate(state.ema, splits, runtime, out, epoch, state.step, log.metrics, gain, progress)
                 save()
             elif state.step % config.save_every == 0 or stop.requested or clock.save_due():
                 save()
             if stop.requested:
                 raise KeyboardInterrupt(f"stopped at step {state.step}; the same command again continues it")
     if state.step < total:  # --max-minutes ran out mid-epoch: score and keep what there is
-        say(f"--max-minutes {config.max_minutes:g} spent at step {state.step} of {total}")
+        say(f"--max-minutes {config.max_minutes:g} spent at step {state.step} of {total}: validating, saving and "
+            "exporting what there is")
         if state.step % steps_per_epoch and state.step > first_step:  # not already scored and saved
             if runtime.is_main:
                 validate(state.ema, splits, runtime, out, state.step // steps_per_epoch, state.step, log.metrics,
-                         gain)
+                         gain, progress)
             save()
     export = out / EXPORT_NAME
     if runtime.is_main:
@@ -279,6 +280,11 @@ class Clock:
         limit = self.config.max_minutes
         return bool(limit) and rt.agree(self.elapsed() >= 60 * limit, self.runtime)
 
+    def left(self) -> dict[str, str]:
+        """The time --max-minutes leaves, for the progress bar (whose own ETA is to the last epoch)."""
+        limit = self.config.max_minutes
+        return {"stops_in": f"{max(0.0, limit - self.elapsed() / 60):.0f}min"} if limit else {}
+
     def save_due(self) -> bool:  # besides every save_every steps: a disconnect costs minutes, not an epoch
         every = self.config.save_every_minutes
         return bool(every) and rt.agree(time.perf_counter() - self.last_save >= 60 * every, self.runtime)
@@ -327,23 +333,29 @@ class StepLog:
 
 
 def validate(ema, splits, runtime: rt.Runtime, out: Path, epoch: int, step: int, metrics: MetricsLog,
-             gain: float = 1.0) -> dict:
+             gain: float = 1.0, progress: bool = False) -> dict:
     """Score the EMA generator, its colour scaled by `gain`, on the validation photos, whole,
     tightly cropped (figures prefixed crop_), as old prints (old_), for a model with hints with
     VAL_HINTS clicks, and with several sources on the other sources' photos (scenes_); write a
-    sample grid and the plot."""
+    sample grid and the plot. `progress`: a bar for each framing."""
+    def bar(framing: str) -> str:
+        return f"validating: {framing}" if progress else ""
+
     def predict(l_norm, hints=None):  # at the photos' own size, which is the training size: no resizing
         return predict_ab(ema, l_norm, l_norm.shape[-1], runtime, hints_for_gain(hints, gain)) * gain
 
-    figures = score(predict, splits.val, runtime.device)
-    figures |= {f"crop_{k}": v for k, v in score(predict, splits.val_crop, runtime.device).items()}
-    figures |= {f"old_{k}": v for k, v in score(predict, splits.val, runtime.device, old_print=True).items()}
+    figures = score(predict, splits.val, runtime.device, progress=bar("whole"))
+    figures |= {f"crop_{k}": v for k, v in score(predict, splits.val_crop, runtime.device,
+                                                 progress=bar("tight crops")).items()}
+    figures |= {f"old_{k}": v for k, v in score(predict, splits.val, runtime.device, old_print=True,
+                                                progress=bar("old prints")).items()}
     if getattr(ema, "hints", False):
-        figures |= {f"hints{VAL_HINTS}_{k}": v
-                    for k, v in score(predict, splits.val, runtime.device, hints=VAL_HINTS).items()}
+        figures |= {f"hints{VAL_HINTS}_{k}": v for k, v in score(predict, splits.val, runtime.device, hints=VAL_HINTS,
+                                                                 progress=bar(f"{VAL_HINTS} hints")).items()}
     shown_photos = [splits.val, splits.val_crop]
     if splits.val_scenes is not None and len(splits.val_scenes):
-        figures |= {f"scenes_{k}": v for k, v in score(predict, splits.val_scenes, runtime.device).items()}
+        figures |= {f"scenes_{k}": v for k, v in score(predict, splits.val_scenes, runtime.device,
+                                                       progress=bar("scenes")).items()}
         shown_photos.append(splits.val_scenes)
     samples = out / "samples" / f"epoch_{epoch + 1:03d}.png"
     save_samples(predict, torch.cat([_spread(photos, 4) for photos in shown_photos]), runtime.device, samples)
@@ -351,7 +363,7 @@ def validate(ema, splits, runtime: rt.Runtime, out: Path, epoch: int, step: int,
     plot_metrics(out / METRICS, out / "metrics.png")
     shown = ("psnr", "delta_e2000", "colourfulness_ratio")
     framings = [p for p in ("", "crop_", "old_", f"hints{VAL_HINTS}_", "scenes_") if p + "psnr" in figures]
-    tqdm.write(f"epoch {epoch + 1}: " + ", ".join(f"{p}{k} {figures[p + k]:.3f}" for p in framings for k in shown))
+    tqdm.write(f"validation at step {step:,} (epoch {epoch + 1}): " + ", ".join(f"{p}{k} {figures[p + k]:.3f}" for p in framings for k in shown))
     return figures
 
 
