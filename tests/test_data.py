@@ -61,7 +61,7 @@ def test_missing_data_is_a_clear_error(tmp_path):
 def test_data_lfw_gets_the_photos_through_the_downloader(mixed_folder, tmp_path, monkeypatch):
     from colorful_world.io import download
     calls = []
-    monkeypatch.setattr(download, "prepare_lfw", lambda: calls.append(1) or mixed_folder)
+    monkeypatch.setattr(download, "prepare_lfw", lambda **kwargs: calls.append(1) or mixed_folder)
     splits = data.load_splits("lfw", 32, 0.2, 0, 5.0, tmp_path / "cache", progress=False)
     assert calls == [1] and len(splits.train) + len(splits.val) == 30
 

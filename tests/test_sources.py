@@ -107,3 +107,21 @@ def test_train_on_faces_and_a_scene_archive_then_evaluate_prints_the_scenes_fram
     assert result.returncode == 0, result.stderr
     assert result.stdout.startswith("scenes: 6 held-out photos at 48 px")
     assert {"model", "grey", "mean_colour"} <= {line.split()[0] for line in result.stdout.splitlines()[2:]}
+
+
+def test_a_stray_file_among_the_people_keeps_the_split_by_person(sources):
+    faces, _ = sources
+    before = data.split_source(faces, 0.25, seed=3)
+    write_synthetic_photos(faces / "Person_00", 1, size=40, seed=99)[0].rename(faces / "Person_00" / "notes.png")
+    train, val = data.split_source(faces, 0.25, seed=3)
+    people = {p.parent.name for p in train if p.name != "notes.png"}
+    assert not people & {p.parent.name for p in val if p.name != "notes.png"}, "a person on both sides"
+    assert len(train) + len(val) == len(before[0]) + len(before[1]) + 1
+
+
+def test_settings_that_would_fail_after_decoding_are_refused_before_any_work():
+    with pytest.raises(ConfigError, match="seed must be a whole number"):
+        TrainConfig(seed=184467440737095).validate()
+    with pytest.raises(ConfigError, match="disc_layers 8 needs an image_size of at least 768"):
+        TrainConfig(image_size=32, disc_layers=8).validate()
+    TrainConfig(image_size=32, disc_layers=3).validate()  # 32 px: the default three layers fit

@@ -130,7 +130,7 @@ RANGES: dict[str, tuple[str, float, float, str]] = {
     "val_fraction": ("(", 0, 1, ")"),
     "max_images": ("[", 0, math.inf, ")"),  # 0: all
     "min_colourfulness": ("[", 0, math.inf, ")"),
-    "seed": ("[", 0, math.inf, ")"),
+    "seed": ("[", 0, 2 ** 31 - 1, "]"),  # the generators' seeds are made from it (seed * 100,003 + epoch)
     "hint_lr": ("(", 0, 100, "]"),
     "old_prints": ("[", 0, 1, "]"),
 }
@@ -340,6 +340,10 @@ class TrainConfig:
             raise ConfigError(f"hint_lr must be in (0, 100], got {self.hint_lr}")
         if not 0 <= self.encoder_lr <= 1:
             raise ConfigError(f"encoder_lr must be in [0, 1], got {self.encoder_lr}")
+        if self.image_size < 3 * 2 ** self.disc_layers:  # the patch grid must outlast its last two 4 x 4 convs
+            raise ConfigError(f"disc_layers {self.disc_layers} needs an image_size of at least "
+                              f"{3 * 2 ** self.disc_layers} (the discriminator halves it {self.disc_layers} times); "
+                              f"got {self.image_size}")
         if self.hints_only and not (self.init_from and self.hints):
             raise ConfigError("hints_only trains the hints of a trained model: give --init-from MODEL "
                               "(or bundled), and an encoder_unet that takes hints")

@@ -108,12 +108,12 @@ def split_source(root: Path, val_fraction: float, seed: int, max_images: int | N
 
 
 def split_by_person(files: list[Path], val_fraction: float, seed: int) -> tuple[list[Path], list[Path]]:
-    """Train/validation split. In the LFW layout (<Person>/<Person>_0001.jpg) a person's photos
-    all land on one side, so validation faces are never seen in training; otherwise by file."""
-    lfw_layout = all(f.stem.startswith(f.parent.name + "_") for f in files)
+    """Train/validation split. Photos in the LFW layout (<Person>/<Person>_0001.jpg) are grouped by
+    person, so validation faces are never seen in training; any other photo is a group of its own
+    (a stray file among the people never turns the split into one by file)."""
     groups: dict[str, list[Path]] = {}
     for f in files:
-        groups.setdefault(f.parent.name if lfw_layout else str(f), []).append(f)
+        groups.setdefault(f.parent.name if f.stem.startswith(f.parent.name + "_") else str(f), []).append(f)
     keys = sorted(groups)
     random.Random(seed).shuffle(keys)
     n_val = max(1, round(len(keys) * val_fraction)) if len(keys) > 1 else 0
