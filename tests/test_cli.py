@@ -358,7 +358,7 @@ def test_info_shows_every_framing_the_hints_table_and_a_run_s_own_record():
     page = describe_model("m.safetensors", {"image_size": 64}, {
         "validation_tight_crops": scores, "validation_old_prints": {**scores, "model": {"psnr": 24.25}},
         "validation_hints": {"1": {**scores, "model": {"psnr": 26.5}}, "10": {**scores, "model": {"psnr": 29.75}}}})
-    for framing, psnr in (("tight crops", "25.00"), ("as old prints", "24.25"), ("with 1 hints", "26.50"),
+    for framing, psnr in (("tight crops", "25.00"), ("as old prints", "24.25"), ("with 1 hint", "26.50"),
                           ("with 10 hints", "29.75")):
         assert re.search(rf"^{framing}\s+model\s+{psnr}\s", page, re.MULTILINE), framing
     assert "held-out photos (40)" in page
@@ -445,3 +445,11 @@ def test_training_shows_its_validation_and_the_time_limit_and_info_does_not_clai
     assert "validation at step 5 (epoch 1): psnr" in captured.err + captured.out
     assert main(["info", str(run / "generator.safetensors")]) == 0
     assert "5 steps, the run set for 1 epochs" in capsys.readouterr().out
+
+
+def test_every_subcommand_s_help_opens_with_what_it_does():
+    from colorful_world.apps.cli import build_parser
+    parser = build_parser()
+    (sub,) = [a for a in parser._actions if isinstance(a, __import__("argparse")._SubParsersAction)]
+    for name, command in sub.choices.items():
+        assert command.description and command.description[0].isupper(), name

@@ -176,7 +176,7 @@ def describe_model(path, config: dict, provenance: dict) -> str:
         lines.append(line("note", provenance["note"]))
     hinted = provenance.get(HINTS_KEY) if isinstance(provenance.get(HINTS_KEY), dict) else {}
     tables = [(FRAMINGS[key], provenance[key]) for key in FRAMINGS if isinstance(provenance.get(key), dict)]
-    tables += [(f"with {count} hints", results) for count, results in hinted.items() if isinstance(results, dict)]
+    tables += [(f"with {count} hint{'s' * (str(count) != '1')}", results) for count, results in hinted.items() if isinstance(results, dict)]
     # A run's own validation record is flat (the model's figures, its step): the model's row alone.
     tables = [(label, results if all(isinstance(v, dict) for v in results.values()) else {"model": results})
               for label, results in tables if results]
@@ -280,6 +280,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("export", help="a training checkpoint's EMA generator as a small .safetensors "
                                       "(or, with --onnx, .onnx) model", formatter_class=_Formatter,
+                       description="Export a model: a training checkpoint's EMA generator, or an exported model "
+                                   "again, as .safetensors or .onnx, with its config and where it comes from.",
                        epilog="examples:\n"
                               "  colorful-world export runs/faces/checkpoints/step_000001000.pt -o model.safetensors\n"
                               "  colorful-world export CKPT -o model.safetensors --chroma-gain auto --data PHOTOS\n"
@@ -306,6 +308,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("evaluate", help="figures on held-out photos vs the grey and mean-colour baselines",
                        formatter_class=_Formatter,
+                       description="Score a model on the photos it never saw (the split it was trained with), "
+                                   "next to two baselines: no colour at all, and one mean colour everywhere.",
                        epilog="example:\n  colorful-world evaluate --data lfw --framing crop\n")
     p.add_argument("--data", required=True, action="append", metavar="PATH",
                    help="the photos the model was trained on, or lfw (the same split is used); repeated, as "
@@ -329,10 +333,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
 
     from colorful_world.io.download import add_arguments
-    add_arguments(sub.add_parser("download-lfw", help="download, verify and extract LFW", formatter_class=_Formatter))
+    add_arguments(sub.add_parser("download-lfw", help="download, verify and extract LFW", formatter_class=_Formatter,
+                                 description="Download Labeled Faces in the Wild, check it and extract it, "
+                                             "resuming a broken download."))
     from colorful_world.apps.server import add_arguments as add_serve_arguments
     add_serve_arguments(sub.add_parser("serve", help="an HTTP API and upload page for colorizing "
-                                                     "(needs the serve extra)", formatter_class=_Formatter))
+                                                     "(needs the serve extra)", formatter_class=_Formatter,
+                                       description="Serve colorizing over HTTP: an upload page and a JSON API, "
+                                                   "with bounded uploads, pixels and memory."))
     return parser
 
 
