@@ -133,6 +133,7 @@ RANGES: dict[str, tuple[str, float, float, str]] = {
     "seed": ("[", 0, 2 ** 31 - 1, "]"),  # the generators' seeds are made from it (seed * 100,003 + epoch)
     "hint_lr": ("(", 0, 100, "]"),
     "old_prints": ("[", 0, 1, "]"),
+    "recolour_hints": ("[", 0, 1, "]"),
 }
 
 
@@ -297,6 +298,9 @@ class TrainConfig:
                              "beside trained ones)")
     hints_only: bool = setting(False, "model", "train the hint weights alone on the frozen --init-from model, with "
                                "its chroma gain: its colour without hints stays exactly its own")
+    recolour_hints: float = setting(0.0, "photos", "share of the clicked training photos in which one object "
+                                    "takes a colour far from its own and the clicks say so, so that a hint "
+                                    "keeps to its object")
     old_prints: float = setting(0.5, "photos", "share of training photos made to look like old prints (blur, "
                                 "grain, fading, JPEG, dust); the colour they learn is the clean photo's")
 

@@ -33,6 +33,7 @@ from PIL import Image
 from tqdm.auto import tqdm
 
 from colorful_world.io.archive import is_archive, safe_extract
+from colorful_world.core.recolour import recolour
 from colorful_world.core.simulated_clicks import simulate_clicks
 from colorful_world.core.color import colourfulness, rgb_to_model
 from colorful_world.core.config import TrainConfig
@@ -324,15 +325,20 @@ class Batch:
 
 
 def training_batch(images: torch.Tensor, picks: torch.Tensor, size: int, seed: int, step: int,
-                   min_crop: float, old_prints: float, hints: bool, device: torch.device) -> Batch:
+                   min_crop: float, old_prints: float, hints: bool, device: torch.device,
+                   recolour_hints: float = 0.0) -> Batch:
     """The batch of `step`: photos `picks` of the uint8 cache `images`, cropped, flipped, and
-    damaged and clicked on, all a function of (seed, step) so a resumed run sees the same."""
+    damaged and clicked on (a `recolour_hints` share of the clicked ones with one object
+    recoloured: core.recolour), all a function of (seed, step) so a resumed run sees the same."""
     rng = torch.Generator().manual_seed(seed * 7919 + step)
     crops = augment(images[picks.to(images.device)], size, rng, min_crop)
     rgb = crops.to(device, non_blocking=True).float() / 255
     l_norm, ab = rgb_to_model(rgb)  # colour conversion on the device, in float32
     l_input = damage_batch(l_norm.cpu(), rng, old_prints).to(device) if old_prints else l_norm
-    return Batch(rgb, l_norm, ab, l_input, simulate_clicks(ab, rng) if hints else None)
+    if not hints:
+        return Batch(rgb, l_norm, ab, l_input, None)
+    rgb, ab, clicks = recolour(rgb, l_norm, ab, simulate_clicks(ab, rng), rng, recolour_hints)
+    return Batch(rgb, l_norm, ab, l_input, clicks)
 
 
 @functools.lru_cache(maxsize=8)
@@ -385,7 +391,7 @@ class BatchStream:
         else:
             picks = epoch_order(len(self.images), epoch, c.seed)[first:first + per_rank]
         return training_batch(self.images, picks, c.image_size, c.seed, step, c.min_crop, c.old_prints,
-                              c.hints, self.device)
+                              c.hints, self.device, c.recolour_hints)
 
     def batch(self, step: int) -> Batch:
         """The batch of `step`; the next step's starts being made."""

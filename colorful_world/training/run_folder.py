@@ -27,7 +27,7 @@ DEFAULT_RUN = "faces"
 # save); every other setting must match the run's own.
 CONTINUABLE = frozenset({"epochs", "l1_epochs", "max_minutes", "lr_decay_epochs", "save_every", "keep_checkpoints",
                          "log_every", "data", "data_weights", "cache_dir", "data_on_device", "export_fp16", "encoder_weights",
-                         "pixel_loss", "chroma_weight", "old_prints", "hint_lr"})
+                         "pixel_loss", "chroma_weight", "old_prints", "hint_lr", "recolour_hints"})
 
 
 def run_dir(out: str | Path = "", run_name: str = DEFAULT_RUN) -> Path:
