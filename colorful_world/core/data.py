@@ -90,8 +90,8 @@ def train_val_folders(root: Path) -> tuple[Path, Path] | None:
     return None
 
 
-def split_source(root: Path, val_fraction: float, seed: int, max_images: int | None = None
-                 ) -> tuple[list[Path], list[Path]]:
+def split_source(root: Path, val_fraction: float, seed: int, max_images: int | None = None,
+                 need_train: bool = True) -> tuple[list[Path], list[Path]]:
     """One source's (train, val) photos: its own train/ and val/ folders where it has them,
     otherwise split_by_person. `max_images`: the first N of each side, for a quick try."""
     folders = train_val_folders(root)
@@ -103,7 +103,7 @@ def split_source(root: Path, val_fraction: float, seed: int, max_images: int | N
             raise DataError(f"{root}: found {len(files)} photos; a source needs at least 2 (one to train on, "
                             "one to hold out)")
         train, val = split_by_person(files, val_fraction, seed)
-    if not train:
+    if need_train and not train:
         raise DataError(f"{root}: no photos to train on")
     return train, val
 
@@ -231,7 +231,7 @@ def load_splits(data: str | list[str], image_size: int, val_fraction: float, see
     grey, bad, trains, vals = 0, [], [], []
     for source in data_sources(data):
         root = resolve_data(source, cache_dir)
-        train_files, val_files = split_source(root, val_fraction, seed, max_images)
+        train_files, val_files = split_source(root, val_fraction, seed, max_images, with_train)
 
         def decode(split: list[Path]) -> np.ndarray:
             nonlocal grey
